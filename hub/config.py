@@ -1,0 +1,61 @@
+"""Settings read once from the environment (DESIGN.md, "Public contract")."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite://var/hub.db"
+DEFAULT_ORIGIN = "ledger-hub.local/log"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    data_dir: Path = Path("var")
+    origin: str = DEFAULT_ORIGIN
+    env: str = "dev"
+    jwks_url: str | None = None
+    jwt_issuer: str = "ledger-hub"
+    jwt_audience: str = "ledger-hub"
+    log_key_file: Path | None = None
+    jwt_key_file: Path | None = None
+    max_batch: int = 500
+    max_body_bytes: int = 256 * 1024
+
+    @property
+    def prod(self) -> bool:
+        return self.env == "prod"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.log_key_file or self.keys_dir / "log.key"
+
+    @property
+    def jwt_key_path(self) -> Path:
+        return self.jwt_key_file or self.keys_dir / "jwt-ed25519.pem"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+
+        def path(name: str) -> Path | None:
+            return Path(env[name]) if env.get(name) else None
+
+        mode = env.get("HUB_ENV", "dev")
+        if mode not in ("dev", "prod"):
+            raise ValueError(f"HUB_ENV must be 'dev' or 'prod', not {mode!r}")
+        return cls(
+            database_url=env.get("HUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            data_dir=Path(env.get("HUB_DATA_DIR") or "var"),
+            origin=env.get("HUB_ORIGIN") or DEFAULT_ORIGIN,
+            env=mode,
+            jwks_url=env.get("HUB_JWKS_URL") or None,
+            jwt_issuer=env.get("HUB_JWT_ISSUER") or "ledger-hub",
+            jwt_audience=env.get("HUB_JWT_AUDIENCE") or "ledger-hub",
+            log_key_file=path("HUB_LOG_KEY_FILE"),
+            jwt_key_file=path("HUB_JWT_KEY_FILE"),
+        )

@@ -1,0 +1,51 @@
+"""The hub's exception hierarchy: every error a caller may see derives from `HubError`.
+
+`code` is the GraphQL `extensions.code` (DESIGN.md, "Errors"); messages are written for a
+person to act on and never carry secrets or patient data.
+"""
+
+
+class HubError(Exception):
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadInput(HubError):
+    code = "BAD_INPUT"
+
+
+class Conflict(HubError):
+    code = "CONFLICT"
+
+
+class BadSignature(HubError):
+    code = "BAD_SIGNATURE"
+
+
+class NotFound(HubError):
+    code = "NOT_FOUND"
+
+
+class Unauthenticated(HubError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(HubError):
+    code = "FORBIDDEN"
+
+
+class RateLimited(HubError):
+    code = "RATE_LIMITED"
+
+
+class ConfigError(HubError):
+    code = "CONFIG"
+
+
+class LedgerCorrupt(HubError):
+    """`hub ledger verify` found a stored row that does not match what it must be."""
+
+    code = "LEDGER_CORRUPT"

@@ -1,0 +1,106 @@
+"""Group commit: one integrating transaction appends every pending submission at once.
+
+Submissions that arrive while a transaction is in flight wait for the next one, so under
+load each commit (leaves + tiles + signed checkpoint) carries many submissions, and a
+caller is answered only once its entries are covered by a stored, signed checkpoint.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hub.db import Database, Sql
+from hub.ledger.note import Signer
+from hub.ledger.storage import (
+    SignedHead,
+    append_entries,
+    lock_ledger,
+    read_head,
+    store_checkpoint,
+)
+from hub.ledger.tree import EMPTY_ROOT
+
+
+@dataclass
+class Staged:
+    """What one submission adds to the integrating transaction."""
+
+    entries: list[bytes] = field(default_factory=list)
+    # (sql, rows) run with execute_many after every submission of the group has staged.
+    writes: list[tuple[str, Sequence[Sequence[Any]]]] = field(default_factory=list)
+
+
+class Submission(Protocol):
+    async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
+        """Decide, under the ledger lock, what to append. Must not write; may read.
+
+        `first_index` is the leaf index its first entry will get; `group` is scratch space
+        shared by the submissions of one commit (so two of them can see each other).
+        """
+        ...
+
+
+class Sequencer:
+    def __init__(self, db: Database, signer: Signer, origin: str) -> None:
+        self.db = db
+        self.signer = signer
+        self.origin = origin
+        self._pending: list[tuple[Submission, asyncio.Future[SignedHead]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def submit(self, submission: Submission) -> SignedHead:
+        future: asyncio.Future[SignedHead] = asyncio.get_running_loop().create_future()
+        self._pending.append((submission, future))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        return await future
+
+    async def ensure_head(self) -> SignedHead:
+        """The latest checkpoint, signing the empty tree's if the log has none yet."""
+        async with self.db.transaction() as sql:
+            await lock_ledger(sql)
+            head = await read_head(sql)
+            if head is None:
+                head = await store_checkpoint(sql, self.signer, self.origin, 0, EMPTY_ROOT)
+            return head
+
+    async def _run(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                await self._integrate(group)
+            except BaseException as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _integrate(self, group: list[tuple[Submission, asyncio.Future[SignedHead]]]) -> None:
+        accepted: list[asyncio.Future[SignedHead]] = []
+        async with self.db.transaction() as sql:
+            await lock_ledger(sql)
+            head = await read_head(sql)
+            size = head.size if head else 0
+            entries: list[bytes] = []
+            writes: list[tuple[str, Sequence[Sequence[Any]]]] = []
+            scratch: dict[str, Any] = {}
+            for submission, future in group:
+                try:
+                    staged = await submission.stage(sql, size + len(entries), scratch)
+                except Exception as exc:  # one bad submission must not sink the group
+                    future.set_exception(exc)
+                    continue
+                entries.extend(staged.entries)
+                writes.extend(staged.writes)
+                accepted.append(future)
+            for query, rows in writes:
+                await sql.execute_many(query, rows)
+            if entries or head is None:
+                new_size, root, _ = await append_entries(sql, size, entries)
+                head = await store_checkpoint(sql, self.signer, self.origin, new_size, root)
+        assert head is not None
+        for future in accepted:
+            if not future.done():
+                future.set_result(head)

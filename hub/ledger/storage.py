@@ -1,0 +1,263 @@
+"""The ledger in the database: tiles, entry bundles and signed checkpoints.
+
+Writes happen inside the integrating transaction handed in by the sequencer; reads serve
+proofs from at most one stored tile per tile level, so a proof costs O(log n) hashes read
+in one query and never rehashes leaves.
+"""
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hub.db import Database, Sql
+from hub.errors import LedgerCorrupt
+from hub.ledger.checkpoint import Checkpoint, format_checkpoint
+from hub.ledger.note import Signer, sign_note
+from hub.ledger.tiles import (
+    TILE_WIDTH,
+    NodeId,
+    StoredTile,
+    append_leaves,
+    consistency_ranges,
+    edge_tiles,
+    inclusion_ranges,
+    node_in_tile,
+    nodes_for,
+    range_hash,
+    split_tile_key,
+    tile_key,
+    tile_of,
+    tiles_for,
+)
+from hub.ledger.tree import EMPTY_ROOT, leaf_hash
+
+BUNDLE_SIZE = TILE_WIDTH
+# Any constant works; it only has to be the same in every hub process sharing the database.
+ADVISORY_LOCK_KEY = 0x4C45444745524855  # "LEDGERHU"
+
+TileMap = dict[tuple[int, int], tuple[int, bytes]]
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    """A checkpoint the log signed: tree size, root and the C2SP note."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+def encode_bundle(entries: Iterable[bytes]) -> bytes:
+    """tlog-tiles entry bundle: each entry as a big-endian uint16 length, then its bytes."""
+    return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
+
+
+def decode_bundle(data: bytes) -> list[bytes]:
+    entries, at = [], 0
+    while at < len(data):
+        if at + 2 > len(data):
+            raise ValueError("entry bundle ends inside a length prefix")
+        length = int.from_bytes(data[at : at + 2], "big")
+        at += 2
+        if at + length > len(data):
+            raise ValueError("entry bundle ends inside an entry")
+        entries.append(data[at : at + length])
+        at += length
+    return entries
+
+
+def _in_list(count: int) -> str:
+    return ",".join("?" * count)
+
+
+async def lock_ledger(sql: Sql) -> None:
+    """Make this transaction the only integrator, across every process on the database."""
+    if sql.postgres:
+        await sql.execute("SELECT pg_advisory_xact_lock(?)", [ADVISORY_LOCK_KEY])
+    else:
+        # A write as the first statement takes SQLite's RESERVED lock now (waiting on the
+        # busy timeout), so a second process never reads a head it cannot then extend.
+        await sql.execute("DELETE FROM ledger_checkpoints WHERE size < 0")
+
+
+async def read_head(sql: Sql) -> SignedHead | None:
+    rows = await sql.fetch(
+        "SELECT size, root, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
+    )
+    if not rows:
+        return None
+    size, root, note = rows[0]
+    return SignedHead(int(size), bytes(root), note)
+
+
+async def fetch_tiles(sql: Sql, wanted: Iterable[tuple[int, int]]) -> TileMap:
+    keys = [tile_key(level, index) for level, index in wanted]
+    if not keys:
+        return {}
+    rows = await sql.fetch(
+        f"SELECT id, width, hashes FROM ledger_tiles WHERE id IN ({_in_list(len(keys))})", keys
+    )
+    return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
+
+
+async def append_entries(
+    sql: Sql, size: int, entries: Sequence[bytes]
+) -> tuple[int, bytes, list[bytes]]:
+    """Append leaves to a tree of `size`: write tiles and bundles, return (size, root, hashes)."""
+    edges = edge_tiles(size)
+    stored = await fetch_tiles(sql, [(level, index) for level, index, _ in edges])
+    for level, index, width in edges:
+        got = stored.get((level, index))
+        if got is None or got[0] != width:
+            raise LedgerCorrupt(
+                f"ledger_tiles row id={tile_key(level, index)} (tile {level}/{index}) "
+                f"should have width {width} at tree size {size}"
+            )
+    hashes = [leaf_hash(e) for e in entries]
+    written = append_leaves(size, {k: blob for k, (_, blob) in stored.items()}, hashes)
+    await sql.execute_many(
+        "INSERT INTO ledger_tiles (id, width, hashes) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET width = excluded.width, hashes = excluded.hashes",
+        [(tile_key(t.level, t.index), t.width, t.blob) for t in written],
+    )
+    await _append_bundles(sql, size, entries)
+    new_size = size + len(entries)
+    current: TileMap = dict(stored)
+    current.update({(t.level, t.index): (t.width, t.blob) for t in written})
+    return new_size, root_from_tiles(new_size, current), hashes
+
+
+async def _append_bundles(sql: Sql, size: int, entries: Sequence[bytes]) -> None:
+    first = size // BUNDLE_SIZE
+    rows: list[bytes] = []
+    if size % BUNDLE_SIZE:
+        found = await sql.fetch("SELECT width, data FROM ledger_bundles WHERE id = ?", [first])
+        if not found or int(found[0][0]) != size % BUNDLE_SIZE:
+            raise LedgerCorrupt(
+                f"ledger_bundles row id={first} should hold {size % BUNDLE_SIZE} entries"
+            )
+        rows = decode_bundle(bytes(found[0][1]))
+    rows.extend(entries)
+    await sql.execute_many(
+        "INSERT INTO ledger_bundles (id, width, data) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET width = excluded.width, data = excluded.data",
+        [
+            (first + n, len(chunk), encode_bundle(chunk))
+            for n, chunk in enumerate(
+                rows[i : i + BUNDLE_SIZE] for i in range(0, len(rows), BUNDLE_SIZE)
+            )
+        ],
+    )
+
+
+def root_from_tiles(size: int, tiles: Mapping[tuple[int, int], tuple[int, bytes]]) -> bytes:
+    """Root of a tree of `size` from tiles holding its right edge (see tiles.edge_tiles)."""
+    if size == 0:
+        return EMPTY_ROOT
+    return range_hash(0, size, lambda node: _node(tiles, node))
+
+
+def _node(tiles: Mapping[tuple[int, int], tuple[int, bytes]], node: NodeId) -> bytes:
+    found = tiles.get(tile_of(node))
+    if found is None:
+        raise LedgerCorrupt(f"tile {tile_of(node)} holding node {node} is missing")
+    width, blob = found
+    try:
+        return node_in_tile(blob, width, node)
+    except KeyError as exc:
+        raise LedgerCorrupt(f"tile {tile_of(node)} is too narrow for node {node}") from exc
+
+
+async def store_checkpoint(sql: Sql, signer: Signer, origin: str, size: int, root: bytes) -> SignedHead:
+    note = sign_note(format_checkpoint(Checkpoint(origin, size, root)), signer)
+    await sql.execute(
+        "INSERT INTO ledger_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
+        [size, root, note, datetime.now(UTC)],
+    )
+    return SignedHead(size, root, note)
+
+
+class TileReader:
+    """Reads tiles for proofs. Full tiles never change, so they are kept in a bounded LRU."""
+
+    def __init__(self, db: Database, cache_tiles: int = 4096) -> None:
+        self.db = db
+        self.cache_tiles = cache_tiles
+        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+
+    async def tiles(self, wanted: Iterable[tuple[int, int]]) -> TileMap:
+        found: TileMap = {}
+        missing = []
+        for key in wanted:
+            blob = self._cache.get(key)
+            if blob is None:
+                missing.append(key)
+            else:
+                self._cache.move_to_end(key)
+                found[key] = (TILE_WIDTH, blob)
+        if missing:
+            fetched = await self._fetch(missing)
+            found.update(fetched)
+            for key, (width, blob) in fetched.items():
+                if width == TILE_WIDTH and self.cache_tiles:
+                    self._cache[key] = blob
+            while len(self._cache) > self.cache_tiles:
+                self._cache.popitem(last=False)
+        return found
+
+    async def _fetch(self, wanted: list[tuple[int, int]]) -> TileMap:
+        reader = self.db.sqlite_reader()
+        if reader is None:
+            return await fetch_tiles(self.db.sql, wanted)
+        keys = [tile_key(level, index) for level, index in wanted]
+        rows = reader.execute(
+            f"SELECT id, width, hashes FROM ledger_tiles WHERE id IN ({_in_list(len(keys))})",
+            keys,
+        ).fetchall()
+        return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
+
+    async def _hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        nodes = nodes_for(ranges)
+        tiles = await self.tiles(tiles_for(nodes))
+        return [range_hash(b, e, lambda node: _node(tiles, node)) for b, e in ranges]
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return await self._hashes(inclusion_ranges(index, size))
+
+    async def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        return await self._hashes(consistency_ranges(old_size, new_size))
+
+    async def leaf_hash(self, index: int) -> bytes:
+        tiles = await self.tiles([tile_of((0, index))])
+        return _node(tiles, (0, index))
+
+
+async def read_leaf_data(db: Database, index: int) -> bytes:
+    rows = await db.sql.fetch(
+        "SELECT data FROM ledger_bundles WHERE id = ?", [index // BUNDLE_SIZE]
+    )
+    if not rows:
+        raise LookupError(f"no leaf {index}")
+    entries = decode_bundle(bytes(rows[0][0]))
+    if index % BUNDLE_SIZE >= len(entries):
+        raise LookupError(f"no leaf {index}")
+    return entries[index % BUNDLE_SIZE]
+
+
+async def read_checkpoint(db: Database, size: int | None = None) -> SignedHead | None:
+    if size is None:
+        return await read_head(db.sql)
+    rows = await db.sql.fetch(
+        "SELECT size, root, note FROM ledger_checkpoints WHERE size = ?", [size]
+    )
+    return SignedHead(int(rows[0][0]), bytes(rows[0][1]), rows[0][2]) if rows else None
+
+
+async def read_tile(db: Database, level: int, index: int) -> tuple[int, bytes] | None:
+    return (await fetch_tiles(db.sql, [(level, index)])).get((level, index))
+
+
+async def read_bundle(db: Database, index: int) -> tuple[int, bytes] | None:
+    rows = await db.sql.fetch("SELECT width, data FROM ledger_bundles WHERE id = ?", [index])
+    return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
