@@ -71,7 +71,7 @@ class Sql:
 
     async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
         _, rows = await self.client.execute_query(self._q(query), list(params))
-        return list(rows)
+        return [tuple(r) if not isinstance(r, tuple) else r for r in rows]  # type: ignore[arg-type]
 
     async def execute(self, query: str, params: Sequence[Any] = ()) -> None:
         await self.client.execute_query(self._q(query), list(params))
@@ -133,3 +133,7 @@ async def migrate(url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     await run_migrations(config=tortoise_config(url))
     await connections.close_all()
+
+
+# For `make migrations` (tortoise makemigrations compares the models with the migrations).
+MIGRATIONS_CONFIG = tortoise_config("sqlite://var/makemigrations.db")

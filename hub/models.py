@@ -57,7 +57,9 @@ class IssuerKey(Model):
     """An Ed25519 key a hospital signs document bodies with."""
 
     id = fields.IntField(primary_key=True)
-    institution = fields.ForeignKeyField("models.Institution", related_name="keys")
+    institution: fields.ForeignKeyRelation[Institution] = fields.ForeignKeyField(
+        "models.Institution", related_name="keys"
+    )
     public_key = fields.BinaryField()
     created_at = fields.DatetimeField(auto_now_add=True)
     revoked_at = fields.DatetimeField(null=True)
@@ -95,7 +97,7 @@ class Grant(Model):
     id = fields.CharField(max_length=40, primary_key=True)
     agency = fields.CharField(max_length=64, db_index=True)
     type = fields.CharField(max_length=64)
-    issuers = fields.JSONField()  # list of institution ids, or ["*"]
+    issuers: fields.Field[list[str]] = fields.JSONField()  # list of institution ids, or ["*"]
     view = fields.CharField(max_length=16)
     purpose = fields.CharField(max_length=200)
     valid_from = fields.CharField(max_length=40)
@@ -113,7 +115,9 @@ class AccessEvent(Model):
 
     id = fields.BigIntField(primary_key=True)
     agency = fields.CharField(max_length=64)
-    document = fields.ForeignKeyField("models.Document", related_name="accesses")
+    document: fields.ForeignKeyRelation[Document] = fields.ForeignKeyField(
+        "models.Document", related_name="accesses"
+    )
     purpose = fields.CharField(max_length=200)
     at = fields.CharField(max_length=40)
     leaf_index = fields.BigIntField(unique=True)

@@ -64,7 +64,6 @@ class JwksCache:
         self._keys: MappingProxyType[str, tuple[Any, str]] = MappingProxyType({})
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
-        self._attempts = 0
         self._lock = asyncio.Lock()
 
     @property
@@ -73,6 +72,11 @@ class JwksCache:
 
     async def key_for(self, kid: str) -> tuple[Any, str]:
         """The public key object and its JWS algorithm for ``kid``; AuthError if unknown."""
+        if self._lock.locked():
+            # A refresh is in flight; its result may answer us, and it counts against
+            # the rate limit, so wait for it instead of deciding on stale state.
+            async with self._lock:
+                pass
         now = self._clock()
         if self._expired(now) and self._may_fetch(now):
             await self._refresh()
@@ -93,11 +97,7 @@ class JwksCache:
         return self._attempted_at is None or now - self._attempted_at >= self._min_interval
 
     async def _refresh(self) -> None:
-        attempts = self._attempts
         async with self._lock:
-            # Whoever held the lock just fetched; its result serves us too.
-            if self._attempts != attempts:
-                return
             self._attempted_at = self._clock()
             try:
                 body = await asyncio.to_thread(self._fetch, self._url)
@@ -108,8 +108,6 @@ class JwksCache:
             else:
                 self._keys = MappingProxyType(keys)
                 self._fetched_at = self._clock()
-            finally:
-                self._attempts += 1
 
 
 def http_get(url: str) -> bytes:

@@ -180,6 +180,10 @@ class TokenVerifier:
         self._header_algs = frozenset(header_algs)
 
     async def verify(self, token: str) -> Principal:
+        """The principal of a compact JWT (no "Bearer " prefix); AuthError if it does not verify.
+
+        Keys are looked up by ``kid``: the hub's own first, then the JWKS.
+        """
         if not isinstance(token, str) or not token:
             raise AuthError("token is empty")
         if len(token) > MAX_TOKEN_LENGTH:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from hub.errors import BadInput
+
 __all__ = ["BadDocument", "child_path", "index_path"]
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -12,7 +14,7 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_KEY_ECHO = 40
 
 
-class BadDocument(ValueError):
+class BadDocument(BadInput, ValueError):
     """A document (or leaf input) breaks a rule.
 
     ``field`` is a dotted path such as ``body.items[2].amount``. The message is

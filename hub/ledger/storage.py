@@ -17,7 +17,6 @@ from hub.ledger.note import Signer, sign_note
 from hub.ledger.tiles import (
     TILE_WIDTH,
     NodeId,
-    StoredTile,
     append_leaves,
     consistency_ranges,
     edge_tiles,
@@ -169,7 +168,9 @@ def _node(tiles: Mapping[tuple[int, int], tuple[int, bytes]], node: NodeId) -> b
         raise LedgerCorrupt(f"tile {tile_of(node)} is too narrow for node {node}") from exc
 
 
-async def store_checkpoint(sql: Sql, signer: Signer, origin: str, size: int, root: bytes) -> SignedHead:
+async def store_checkpoint(
+    sql: Sql, signer: Signer, origin: str, size: int, root: bytes
+) -> SignedHead:
     note = sign_note(format_checkpoint(Checkpoint(origin, size, root)), signer)
     await sql.execute(
         "INSERT INTO ledger_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",

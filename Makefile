@@ -1,0 +1,38 @@
+# Both `run` and `test` create or refresh .venv themselves, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench schema migrations clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[postgres,test,bench]'
+	# merkletools is a benchmark peer only; its pysha3 requirement does not build on 3.10+.
+	$(BIN)/pip install -q --no-deps 'merkletools>=1.0.3'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/hub serve --demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check hub schema adapters tests bench
+	$(BIN)/ruff check hub schema adapters tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+schema: $(STAMP)
+	$(BIN)/python -m schema.export
+
+migrations: $(STAMP)
+	$(BIN)/tortoise -c hub.db.MIGRATIONS_CONFIG makemigrations
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""The composition root: the starlette application and everything mounted on it."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from hub import log_http
+from hub.config import Settings
+from hub.services import Hub
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+async def readyz(request: Request) -> Response:
+    hub: Hub = request.app.state.hub
+    try:
+        await hub.db.sql.fetch("SELECT size FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
+    except Exception:  # any database failure means "not ready", never a stack trace
+        return PlainTextResponse("database unavailable\n", status_code=503)
+    return PlainTextResponse("ready\n")
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Starlette:
+    """Build the app; with `hub` given (tests), its lifecycle is the caller's."""
+    settings = settings or (hub.settings if hub else Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if hub is not None:
+            app.state.hub = hub
+            yield
+            return
+        started = await Hub.start(settings)
+        app.state.hub = started
+        try:
+            yield
+        finally:
+            await started.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        *log_http.routes,
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    if hub is not None:
+        app.state.hub = hub
+    return app

@@ -1,0 +1,70 @@
+"""Institutions (hospitals, agencies) and the Ed25519 keys hospitals sign bodies with."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from hub.db import Database
+from hub.errors import BadInput, Conflict
+
+KINDS = ("hospital", "agency")
+
+
+@dataclass(frozen=True)
+class InstitutionRecord:
+    id: str
+    name: str
+    kind: str
+    signatures_required: bool
+
+
+def parse_public_key(data: bytes) -> bytes:
+    """Raw 32-byte Ed25519 public key from a PEM file, or from 32 raw bytes."""
+    if len(data) == 32:
+        return data
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise BadInput("key: not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise BadInput("key: must be an Ed25519 public key")
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+async def add_institution(
+    db: Database, id: str, name: str, kind: str, *, signatures_required: bool = False
+) -> InstitutionRecord:
+    if kind not in KINDS:
+        raise BadInput(f"kind: must be one of {', '.join(KINDS)}")
+    if not id or len(id) > 64 or not name or len(name) > 200:
+        raise BadInput("id and name are required (id at most 64, name at most 200 characters)")
+    async with db.transaction() as sql:
+        if await sql.fetch("SELECT 1 FROM institutions WHERE id = ?", [id]):
+            raise Conflict(f"institution {id} already exists")
+        await sql.execute(
+            "INSERT INTO institutions (id, name, kind, signatures_required, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [id, name, kind, signatures_required, datetime.now(UTC)],
+        )
+    return InstitutionRecord(id, name, kind, signatures_required)
+
+
+async def add_issuer_key(db: Database, institution: str, public_key: bytes) -> None:
+    raw = parse_public_key(public_key)
+    async with db.transaction() as sql:
+        rows = await sql.fetch("SELECT kind FROM institutions WHERE id = ?", [institution])
+        if not rows or rows[0][0] != "hospital":
+            raise BadInput(f"institution {institution} is not a registered hospital")
+        await sql.execute(
+            "INSERT INTO issuer_keys (institution_id, public_key, created_at) VALUES (?, ?, ?)",
+            [institution, raw, datetime.now(UTC)],
+        )
+
+
+async def list_institutions(db: Database) -> list[InstitutionRecord]:
+    rows = await db.sql.fetch(
+        "SELECT id, name, kind, signatures_required FROM institutions ORDER BY id"
+    )
+    return [InstitutionRecord(r[0], r[1], r[2], bool(r[3])) for r in rows]

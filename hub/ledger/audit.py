@@ -1,0 +1,218 @@
+"""`hub ledger verify`: recompute every stored tile and checkpoint from the leaves.
+
+The database is not trusted: leaves are read from the entry bundles, hashed and folded into
+tiles again, and each stored tile, checkpoint (root and signature) and document commitment
+is compared with what it must be. The first row that differs is named. Memory holds only
+the right edge of the tree and one page of rows at a time.
+"""
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hub.db import Database
+from hub.documents.canonical import body_digest, document_leaf_data
+from hub.errors import LedgerCorrupt
+from hub.ledger.checkpoint import open_checkpoint
+from hub.ledger.note import NoteError, Verifier
+from hub.ledger.storage import BUNDLE_SIZE, decode_bundle, root_from_tiles
+from hub.ledger.tiles import TILE_WIDTH, StoredTile, append_leaves, edge_tiles, tile_key
+from hub.ledger.tree import leaf_hash
+
+PAGE_BUNDLES = 64
+PAGE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    size: int
+    checkpoints: int
+    documents: int
+
+
+async def _bundles(db: Database) -> AsyncIterator[tuple[int, int, bytes]]:
+    after = -1
+    while True:
+        rows = await db.sql.fetch(
+            "SELECT id, width, data FROM ledger_bundles WHERE id > ? ORDER BY id LIMIT ?",
+            [after, PAGE_BUNDLES],
+        )
+        for bundle_id, width, data in rows:
+            yield int(bundle_id), int(width), bytes(data)
+        if len(rows) < PAGE_BUNDLES:
+            return
+        after = int(rows[-1][0])
+
+
+async def _checkpoints(db: Database) -> list[tuple[int, bytes, str]]:
+    # Checkpoints are few compared with leaves (one per commit); size, root and note only.
+    rows = await db.sql.fetch("SELECT size, root, note FROM ledger_checkpoints ORDER BY size")
+    return [(int(s), bytes(r), n) for s, r, n in rows]
+
+
+async def verify_ledger(
+    db: Database,
+    verifier: Verifier,
+    origin: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport:
+    """Raise LedgerCorrupt naming the first bad row; return what was checked otherwise."""
+    checkpoints = await _checkpoints(db)
+    if not checkpoints:
+        raise LedgerCorrupt("ledger_checkpoints is empty: the log has never been initialised")
+    total = checkpoints[-1][0]
+    pending = list(checkpoints)
+    edges: dict[tuple[int, int], bytes] = {}
+    widths: dict[tuple[int, int], int] = {}
+    size = 0
+
+    async def check_tile(tile: StoredTile) -> None:
+        rows = await db.sql.fetch(
+            "SELECT width, hashes FROM ledger_tiles WHERE id = ?",
+            [tile_key(tile.level, tile.index)],
+        )
+        if not rows or int(rows[0][0]) != tile.width or bytes(rows[0][1]) != tile.blob:
+            raise LedgerCorrupt(
+                f"ledger_tiles row id={tile_key(tile.level, tile.index)} "
+                f"(tile {tile.level}/{tile.index}) does not match the leaves"
+            )
+
+    def check_checkpoint(cp_size: int, root: bytes, note: str) -> None:
+        tiles = {k: (widths[k], edges[k]) for k in edges}
+        if root_from_tiles(cp_size, tiles) != root:
+            raise LedgerCorrupt(
+                f"ledger_checkpoints row size={cp_size}: root does not match the leaves"
+            )
+        try:
+            cp = open_checkpoint(note, verifier, origin)
+        except NoteError as exc:
+            raise LedgerCorrupt(
+                f"ledger_checkpoints row size={cp_size}: note does not verify ({exc})"
+            ) from None
+        if cp.size != cp_size or cp.root != root:
+            raise LedgerCorrupt(
+                f"ledger_checkpoints row size={cp_size}: signed note is for another tree"
+            )
+
+    async def feed(hashes: list[bytes]) -> None:
+        nonlocal size
+        while hashes:
+            if pending and pending[0][0] == size:
+                check_checkpoint(*pending.pop(0))
+                continue
+            limit = pending[0][0] - size if pending else len(hashes)
+            if limit <= 0:
+                raise LedgerCorrupt(f"ledger_checkpoints row size={pending[0][0]} is out of order")
+            chunk, hashes = hashes[:limit], hashes[limit:]
+            for tile in append_leaves(size, edges, chunk):
+                key = (tile.level, tile.index)
+                if tile.width == TILE_WIDTH:
+                    await check_tile(tile)
+                    edges.pop(key, None)
+                    widths.pop(key, None)
+                else:
+                    edges[key], widths[key] = tile.blob, tile.width
+            size += len(chunk)
+
+    expected_bundle = 0
+    documents = DocumentCheck(db)
+    async for bundle_id, width, data in _bundles(db):
+        if bundle_id != expected_bundle:
+            raise LedgerCorrupt(f"ledger_bundles row id={expected_bundle} is missing")
+        try:
+            entries = decode_bundle(data)
+        except ValueError as exc:
+            raise LedgerCorrupt(f"ledger_bundles row id={bundle_id}: {exc}") from None
+        if len(entries) != width or (
+            width != BUNDLE_SIZE and bundle_id * BUNDLE_SIZE + width != total
+        ):
+            raise LedgerCorrupt(f"ledger_bundles row id={bundle_id}: wrong number of entries")
+        first = bundle_id * BUNDLE_SIZE
+        await documents.check_leaves(first, entries)
+        await feed([leaf_hash(e) for e in entries])
+        expected_bundle += 1
+        if progress:
+            progress(size, total)
+    while pending and pending[0][0] == size:
+        check_checkpoint(*pending.pop(0))
+    if pending:
+        raise LedgerCorrupt(
+            f"ledger_checkpoints row size={pending[0][0]} covers leaves that are not stored"
+        )
+    for level, index, width in edge_tiles(size):
+        await check_tile(StoredTile(level, index, width, edges[(level, index)]))
+    extra = await db.sql.fetch("SELECT COUNT(*) FROM ledger_tiles", [])
+    expected_tiles = _tile_count(size)
+    if int(extra[0][0]) != expected_tiles:
+        raise LedgerCorrupt(
+            f"ledger_tiles holds {int(extra[0][0])} rows, a tree of {size} has {expected_tiles}"
+        )
+    await documents.finish()
+    return AuditReport(size, len(checkpoints), documents.count)
+
+
+def _tile_count(size: int) -> int:
+    count, nodes = 0, size
+    while nodes:
+        count += -(-nodes // TILE_WIDTH)
+        nodes //= TILE_WIDTH
+    return count
+
+
+class DocumentCheck:
+    """Merge-joins document rows (by leaf index) with the leaves as they stream past."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.count = 0
+        self._rows: list[tuple[Any, ...]] = []
+        self._after = -1
+        self._exhausted = False
+
+    async def _fill(self) -> None:
+        if self._rows or self._exhausted:
+            return
+        rows = await self.db.sql.fetch(
+            "SELECT id, issuer, type, doc_id, version, digest, issued_at, leaf_index, body, salt"
+            " FROM documents WHERE leaf_index > ? ORDER BY leaf_index LIMIT ?",
+            [self._after, PAGE_ROWS],
+        )
+        self._rows = [tuple(r) for r in rows]
+        self._rows.reverse()  # pop() from the end takes the lowest leaf index
+        if rows:
+            self._after = int(rows[-1][7])
+        self._exhausted = len(rows) < PAGE_ROWS
+
+    async def check_leaves(self, first: int, entries: list[bytes]) -> None:
+        while True:
+            await self._fill()
+            if not self._rows or int(self._rows[-1][7]) >= first + len(entries):
+                return
+            row = self._rows.pop()
+            index = int(row[7])
+            if index < first:
+                raise LedgerCorrupt(f"documents row id={row[0]} points at a missing leaf")
+            self._check(row, entries[index - first])
+
+    def _check(self, row: tuple[Any, ...], leaf: bytes) -> None:
+        row_id, issuer, type_, doc_id, version, digest, issued_at, _, body, salt = row
+        expected = document_leaf_data(
+            issuer=issuer,
+            type=type_,
+            id=doc_id,
+            version=int(version),
+            digest=bytes(digest),
+            issued_at=issued_at,
+        )
+        if expected != leaf:
+            raise LedgerCorrupt(f"documents row id={row_id}: does not match its leaf")
+        if body is not None and (
+            salt is None or body_digest(bytes(salt), body.encode()) != bytes(digest)
+        ):
+            raise LedgerCorrupt(f"documents row id={row_id}: body does not match its digest")
+        self.count += 1
+
+    async def finish(self) -> None:
+        await self._fill()
+        if self._rows:
+            raise LedgerCorrupt(f"documents row id={self._rows[-1][0]} points past the ledger")

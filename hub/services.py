@@ -1,0 +1,48 @@
+"""The running hub's parts, built once from Settings and shared by HTTP, GraphQL and CLI."""
+
+from dataclasses import dataclass, field
+
+from hub.config import Settings
+from hub.db import Database, migrate
+from hub.documents.service import DocumentService
+from hub.keys import load_log_signer
+from hub.ledger.note import Signer, format_verifier_key
+from hub.ledger.sequencer import Sequencer
+from hub.ledger.storage import TileReader
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    db: Database
+    signer: Signer
+    sequencer: Sequencer
+    documents: DocumentService
+    tiles: TileReader
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def verifier_key(self) -> str:
+        return format_verifier_key(self.signer.verifier)
+
+    @classmethod
+    async def start(cls, settings: Settings, *, run_migrations: bool = True) -> "Hub":
+        """Open the database (migrating it first) and sign the empty tree if the log is new."""
+        if run_migrations:
+            await migrate(settings.database_url)
+        signer = load_log_signer(settings.log_key_path)
+        db = Database(settings.database_url)
+        await db.open()
+        sequencer = Sequencer(db, signer, settings.origin)
+        await sequencer.ensure_head()
+        return cls(
+            settings=settings,
+            db=db,
+            signer=signer,
+            sequencer=sequencer,
+            documents=DocumentService(db, sequencer),
+            tiles=TileReader(db),
+        )
+
+    async def stop(self) -> None:
+        await self.db.close()
