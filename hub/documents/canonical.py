@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -73,7 +74,23 @@ def canonical_json(value: object, *, path: str = "body") -> bytes:
         for step in reversed(fault.trail):
             where = index_path(where, step) if isinstance(step, int) else child_path(where, step)
         raise BadDocument(where, fault.problem) from None
+    if _keys_sort_alike(value):
+        # Same bytes as RFC 8785 for what _check_json admits (no floats, safe integers,
+        # no lone surrogates): json's escaping matches ECMAScript's JSON.stringify, and
+        # code-point key order equals UTF-16 order when no key has a char >= U+D800.
+        # ~10x faster than the pure-Python rfc8785 encoder (tests compare the two).
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
     return rfc8785.dumps(value)  # type: ignore[arg-type]
+
+
+def _keys_sort_alike(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(
+            (k.isascii() or max(k) < "\ud800") and _keys_sort_alike(v) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return all(_keys_sort_alike(v) for v in value)
+    return True
 
 
 class _Fault(Exception):

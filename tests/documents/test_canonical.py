@@ -5,6 +5,9 @@ from collections import OrderedDict
 from enum import StrEnum
 
 import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.documents.canonical import (
     MAX_DEPTH,
@@ -306,3 +309,35 @@ def test_access_leaf_refuses_a_bad_document_version():
             agency="a", issuer="h", type="t", id="i", version=-1, purpose="p", at="2026-11-01"
         )
     assert err.value.field == "document.version"
+
+
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1),
+    st.text(st.characters(exclude_categories=["Cs"])),
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(exclude_categories=["Cs"]), max_size=6), children, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(_json_values)
+def test_fast_path_produces_exactly_the_rfc8785_bytes(value: object) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_keys_beyond_the_bmp_sort_by_utf16_code_units() -> None:
+    # U+1F600 is D83D DE00 in UTF-16, so it sorts before U+FF01 there but after it by code point.
+    value = {"\U0001f600": 1, "\uff01": 2}
+    assert canonical_json(value) == rfc8785.dumps(value)
+    assert canonical_json(value).index("\U0001f600".encode()) < canonical_json(value).index(
+        "\uff01".encode()
+    )
