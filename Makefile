@@ -20,9 +20,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+SOURCES := $(wildcard hub schema adapters tests bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff format --check hub schema adapters tests bench
-	$(BIN)/ruff check hub schema adapters tests bench
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/mypy
 
 bench: $(STAMP)
