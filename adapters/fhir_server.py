@@ -1,0 +1,251 @@
+"""A small FHIR REST endpoint on the adapter: hospitals POST Invoices and Bundles of them.
+
+- ``POST /fhir/Invoice``: one Invoice. 201 with an informational OperationOutcome once
+  the invoice is queued for anchoring.
+- ``POST /fhir``: a Bundle of type ``batch``, ``transaction`` or ``collection``. A batch
+  (and a collection, handled like one) answers 200 with a ``batch-response`` Bundle:
+  good entries are queued, bad ones carry their OperationOutcome. A transaction is all
+  or nothing: one bad entry and the answer is an OperationOutcome listing every problem,
+  with nothing queued; otherwise 200 with a ``transaction-response`` Bundle.
+- ``GET /fhir/metadata``: the CapabilityStatement.
+
+Errors answer with an OperationOutcome whose ``expression`` names the element: 400 when
+the payload is not JSON or not structurally valid FHIR, 422 when it is valid FHIR that
+does not make a valid invoice, 413 when it is too large, 415 for a media type or FHIR
+version we do not read. The FHIR version comes from the ``fhirVersion`` parameter of
+Content-Type (4.0 and 4.3: R4B, 5.0: R5); without it resources are read as R5, whose
+Invoice is a superset of R4B's for every element we map.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from adapters.errors import MappingError
+from adapters.fhir import (
+    bundle_to_invoices,
+    fhir_to_invoice,
+    load_fhir_json,
+    operation_outcome,
+)
+from hub.documents.invoice import invoice_document_id
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_ENTRIES", "Enqueue", "create_fhir_app"]
+
+Enqueue = Callable[[list[dict[str, Any]]], Awaitable[list[str]]]
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_ENTRIES = 1000
+FHIR_JSON = "application/fhir+json"
+
+_log = logging.getLogger(__name__)
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+_VERSIONS = {"4.0": "R4B", "4.3": "R4B", "5.0": "R5"}
+_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 422: "Unprocessable Entity"}
+
+
+class _Refusal(Exception):
+    """Ends a request with an OperationOutcome."""
+
+    def __init__(self, status: int, errors: list[MappingError]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.errors = errors
+
+
+def create_fhir_app(
+    enqueue: Enqueue,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> Starlette:
+    """The FHIR endpoint; ``enqueue`` takes validated invoice bodies and returns one
+    receipt (an outbox reference) per body, in order."""
+
+    async def create_invoice(request: Request) -> Response:
+        try:
+            resource, version = await _read(request, max_body_bytes)
+            if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
+                raise _Refusal(
+                    400,
+                    [_error("Bundle", "POST a Bundle to /fhir, not to /fhir/Invoice", "structure")],
+                )
+            try:
+                body = fhir_to_invoice(resource, version)
+            except MappingError as error:
+                raise _Refusal(_status(error), [error]) from None
+            (receipt,) = await _enqueue(enqueue, [body])
+        except _Refusal as refusal:
+            return _outcome(refusal.status, operation_outcome(refusal.errors))
+        return _outcome(201, _queued(body, receipt))
+
+    async def process_bundle(request: Request) -> Response:
+        try:
+            bundle, version = await _read(request, max_body_bytes)
+            if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+                raise _Refusal(
+                    400,
+                    [
+                        _error(
+                            "", "expected a Bundle (POST an Invoice to /fhir/Invoice)", "structure"
+                        )
+                    ],
+                )
+            entries = bundle.get("entry")
+            if isinstance(entries, list) and len(entries) > max_entries:
+                raise _Refusal(
+                    413, [_error("Bundle.entry", f"more than {max_entries} entries", "too-costly")]
+                )
+            try:
+                results = bundle_to_invoices(bundle, version)
+            except MappingError as error:
+                raise _Refusal(_status(error), [error]) from None
+            failed = [result for _, result in results if isinstance(result, MappingError)]
+            transaction = bundle["type"] == "transaction"
+            if transaction and failed:
+                raise _Refusal(min(_status(error) for error in failed), failed)
+            good = [body for _, body in results if not isinstance(body, MappingError)]
+            receipts = iter(await _enqueue(enqueue, good) if good else [])
+        except _Refusal as refusal:
+            return _outcome(refusal.status, operation_outcome(refusal.errors))
+        response_entries = []
+        for _, result in results:
+            if isinstance(result, MappingError):
+                status, outcome = _status(result), operation_outcome([result])
+            else:
+                status, outcome = 201, _queued(result, next(receipts))
+            response_entries.append(
+                {"response": {"status": f"{status} {_REASONS[status]}", "outcome": outcome}}
+            )
+        kind = "transaction-response" if transaction else "batch-response"
+        return _outcome(200, {"resourceType": "Bundle", "type": kind, "entry": response_entries})
+
+    async def metadata(request: Request) -> Response:
+        return _outcome(200, _CAPABILITIES)
+
+    return Starlette(
+        routes=[
+            Route("/fhir/Invoice", create_invoice, methods=["POST"]),
+            Route("/fhir", process_bundle, methods=["POST"]),
+            Route("/fhir/", process_bundle, methods=["POST"]),
+            Route("/fhir/metadata", metadata, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # FHIR clients expect an OperationOutcome for every error, 404 and 405 included.
+    assert isinstance(exc, HTTPException)
+    code = "not-found" if exc.status_code == 404 else "not-supported"
+    outcome = operation_outcome([_error("", exc.detail, code)])
+    return JSONResponse(
+        outcome, status_code=exc.status_code, headers=exc.headers, media_type=FHIR_JSON
+    )
+
+
+async def _read(request: Request, limit: int) -> tuple[Any, str | None]:
+    """The parsed payload and the FHIR version named in Content-Type (None: not named)."""
+    version = _version(request.headers.get("content-type"))
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _Refusal(413, [_error("", f"the payload exceeds {limit} bytes", "too-costly")])
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        # The declared length may be absent or false; count what actually arrives.
+        if size > limit:
+            raise _Refusal(413, [_error("", f"the payload exceeds {limit} bytes", "too-costly")])
+        chunks.append(chunk)
+    try:
+        return load_fhir_json(b"".join(chunks)), version
+    except MappingError as error:
+        raise _Refusal(400, [error]) from None
+
+
+def _version(content_type: str | None) -> str | None:
+    if content_type is None:
+        return None
+    media, *parameters = (part.strip() for part in content_type.split(";"))
+    if media.lower() not in _JSON_TYPES:
+        raise _Refusal(
+            415, [_error("", "only FHIR JSON (application/fhir+json) is read", "not-supported")]
+        )
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "fhirversion":
+            version = _VERSIONS.get(value.strip().strip('"'))
+            if version is None:
+                raise _Refusal(
+                    415,
+                    [_error("", "fhirVersion must be 4.0, 4.3 (R4B) or 5.0 (R5)", "not-supported")],
+                )
+            return version
+    return None
+
+
+async def _enqueue(enqueue: Enqueue, bodies: list[dict[str, Any]]) -> list[str]:
+    try:
+        receipts = list(await enqueue(bodies))
+    except Exception:
+        # The hospital retries; what went wrong is for the adapter's log, not the reply.
+        _log.exception("could not queue %d invoice(s) for anchoring", len(bodies))
+        raise _Refusal(
+            500, [_error("", "could not queue the invoices; nothing was queued", "exception")]
+        ) from None
+    if len(receipts) != len(bodies):
+        _log.error("the outbox returned %d receipts for %d invoices", len(receipts), len(bodies))
+        raise _Refusal(500, [_error("", "the outbox answered out of step", "exception")])
+    return receipts
+
+
+def _queued(body: dict[str, Any], receipt: str) -> dict[str, Any]:
+    document_id = invoice_document_id(body)
+    note = f"invoice {document_id} queued for anchoring"
+    if receipt != document_id:
+        note += f" (outbox {receipt})"
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": note}],
+    }
+
+
+def _status(error: MappingError) -> int:
+    # 400: not JSON, or not FHIR; 422: FHIR that does not make a valid invoice.
+    return 400 if any(problem.code == "structure" for problem in error.all) else 422
+
+
+def _error(path: str, problem: str, code: str) -> MappingError:
+    return MappingError(path, problem, code=code)
+
+
+def _outcome(status: int, resource: dict[str, Any]) -> Response:
+    return JSONResponse(resource, status_code=status, media_type=FHIR_JSON)
+
+
+_CAPABILITIES: dict[str, Any] = {
+    "resourceType": "CapabilityStatement",
+    "status": "active",
+    "date": "2026-01-01",
+    "kind": "instance",
+    "software": {"name": "ledger-hub FHIR adapter"},
+    "implementation": {"description": "Queues medical invoices for anchoring in Ledger Hub"},
+    "fhirVersion": "5.0.0",
+    "format": ["json"],
+    "rest": [
+        {
+            "mode": "server",
+            "resource": [{"type": "Invoice", "interaction": [{"code": "create"}]}],
+            "interaction": [{"code": "batch"}, {"code": "transaction"}],
+        }
+    ],
+}
