@@ -1,0 +1,195 @@
+"""A stand-in for the hub's ``submitDocuments``, exactly as the adapter contract states it.
+
+In-memory ledger keyed by (type, id): a new body is CREATED with the next leaf index,
+the same body again is a DUPLICATE with its first leaf index, a different body is
+REJECTED with CONFLICT. With a public key registered every document must carry a valid
+Ed25519 signature over its canonical body, else REJECTED with BAD_SIGNATURE. It can be
+told to answer 503, and to refuse a whole request that holds a "poison" id (BAD_INPUT),
+as a hub would refuse a request it cannot read.
+
+FakeHubServer serves it with uvicorn on 127.0.0.1 in a thread, and can stop and start
+again on the same port; the ledger lives on across restarts, as a database would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from adapters.signing import verify_signature
+from hub.documents.canonical import canonical_json
+from hub.documents.errors import BadDocument
+from hub.documents.invoice import INVOICE_TYPE, invoice_document_id, validate_invoice
+
+
+@dataclass
+class Entry:
+    body: bytes
+    leaf_index: int
+
+
+@dataclass
+class FakeHub:
+    token: str = "hospital-token"
+    public_key: Ed25519PublicKey | None = None
+    unavailable: bool = False
+    poison_ids: set[str] = field(default_factory=set)
+    ledger: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    # per document id: how many times it was answered CREATED (must end at 1)
+    created: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    batches: list[list[str]] = field(default_factory=list)
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/graphql", self._graphql, methods=["POST"])])
+
+    async def _graphql(self, request: Request) -> JSONResponse:
+        with self.lock:
+            self.requests += 1
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return _error(401, "UNAUTHENTICATED", "token missing, expired or not signed by us")
+        if self.unavailable:
+            return _error(503, "UNAVAILABLE", "hub is restarting")
+        payload = await request.json()
+        if "submitDocuments" not in payload.get("query", ""):
+            return _error(400, "BAD_INPUT", "only submitDocuments is faked")
+        docs = payload["variables"]["docs"]
+        if len(docs) > 500:
+            return _error(200, "BAD_INPUT", "at most 500 documents per call")
+        if any(doc.get("id") in self.poison_ids for doc in docs):
+            return _error(200, "BAD_INPUT", "a document of this request cannot be read")
+        with self.lock:
+            self.batches.append([doc["id"] for doc in docs])
+            results = [self._submit(doc) for doc in docs]
+            size = len(self.ledger)
+        for result in results:
+            self.statuses[result["status"]] += 1
+        checkpoint = {"origin": "fake.local/log", "treeSize": size, "rootHash": "", "note": ""}
+        return JSONResponse(
+            {"data": {"submitDocuments": {"results": results, "checkpoint": checkpoint}}}
+        )
+
+    def _submit(self, doc: dict[str, Any]) -> dict[str, Any]:
+        doc_id, body = doc["id"], doc["body"]
+        if doc["type"] != INVOICE_TYPE:
+            return _rejected(doc_id, "BAD_INPUT", f"unknown document type {doc['type']}")
+        try:
+            validate_invoice(body)
+            if invoice_document_id(body) != doc_id:
+                raise BadDocument("id", "must be <billCode>-<billNumber> of the body")
+        except BadDocument as error:
+            return _rejected(doc_id, "BAD_INPUT", str(error))
+        if self.public_key is not None:
+            signature = doc.get("signature")
+            if not signature or not verify_signature(self.public_key, body, signature):
+                return _rejected(
+                    doc_id,
+                    "BAD_SIGNATURE",
+                    "the signature does not verify with the key registered for this institution"
+                    if signature
+                    else "this institution must sign its documents",
+                )
+        canonical = canonical_json(body)
+        entry = self.ledger.get((doc["type"], doc_id))
+        if entry is not None:
+            if entry.body != canonical:
+                return _rejected(
+                    doc_id, "CONFLICT", "a different body is already anchored under this id"
+                )
+            return _answer(doc_id, "DUPLICATE", entry.leaf_index, canonical)
+        entry = Entry(canonical, len(self.ledger))
+        self.ledger[(doc["type"], doc_id)] = entry
+        self.created[doc_id] += 1
+        return _answer(doc_id, "CREATED", entry.leaf_index, canonical)
+
+
+def _answer(doc_id: str, status: str, leaf_index: int, canonical: bytes) -> dict[str, Any]:
+    leaf_hash = base64.b64encode(hashlib.sha256(b"\x00" + canonical).digest()).decode()
+    return {
+        "id": doc_id,
+        "leafIndex": leaf_index,
+        "leafHash": leaf_hash,
+        "status": status,
+        "error": None,
+    }
+
+
+def _rejected(doc_id: str, code: str, message: str) -> dict[str, Any]:
+    return {
+        "id": doc_id,
+        "leafIndex": None,
+        "leafHash": None,
+        "status": "REJECTED",
+        "error": {"code": code, "message": message},
+    }
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]},
+        status_code=status,
+    )
+
+
+class FakeHubServer:
+    """Serves a FakeHub over real HTTP; stop() and start() again keep the port."""
+
+    def __init__(self, hub: FakeHub, port: int = 0) -> None:
+        self.hub = hub
+        self.port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.hub.app(),
+            lifespan="off",
+            log_level="error",
+            timeout_graceful_shutdown=1,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("fake hub did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeHubServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
