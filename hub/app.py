@@ -6,11 +6,12 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from hub import log_http
 from hub.config import Settings
 from hub.services import Hub
+from schema.app import graphql_app
 
 
 async def healthz(request: Request) -> Response:
@@ -43,7 +44,10 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         finally:
             await started.stop()
 
+    graphql = graphql_app(prod=settings.prod)
     routes: list[BaseRoute] = [
+        Route("/graphql", graphql),
+        WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         *log_http.routes,

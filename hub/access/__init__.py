@@ -1,0 +1,1 @@
+"""Who may see which documents: grants, views, the access log and request limits."""

@@ -1,0 +1,127 @@
+"""Document reads for the API: pages under a scope, lookups by id, with row keys.
+
+Each function is one query whatever the number of rows, so a page costs a constant
+number of queries.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from hub.access.visibility import Scope
+from hub.db import Database
+from hub.documents.service import StoredDocument
+
+_SELECT = (
+    "SELECT id, issuer, type, doc_id, version, status, subject, body, salt, digest,"
+    " issued_at, leaf_index, erased_at FROM documents"
+)
+STATUSES = ("issued", "reversed", "erased")
+
+
+@dataclass(frozen=True)
+class DocRow:
+    """A stored document version and its row key (access events refer to it)."""
+
+    pk: int
+    doc: StoredDocument
+
+
+@dataclass(frozen=True)
+class DocumentFilter:
+    """``issued_from``/``issued_to`` are dates, inclusive, compared with the issuer's local
+    date as written in ``issuedAt``."""
+
+    type: str | None = None
+    issuer: str | None = None
+    status: str | None = None
+    issued_from: date | None = None
+    issued_to: date | None = None
+
+    def sql(self) -> tuple[list[str], list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        if self.type is not None:
+            parts.append("type = ?")
+            params.append(self.type)
+        if self.issuer is not None:
+            parts.append("issuer = ?")
+            params.append(self.issuer)
+        if self.status == "erased":
+            parts.append("erased_at IS NOT NULL")
+        elif self.status is not None:
+            parts.append("status = ? AND erased_at IS NULL")
+            params.append(self.status)
+        if self.issued_from is not None:
+            parts.append("issued_at >= ?")
+            params.append(self.issued_from.isoformat())
+        if self.issued_to is not None:
+            parts.append("issued_at < ?")
+            params.append((self.issued_to + timedelta(days=1)).isoformat())
+        return parts, params
+
+
+def _row(r: Sequence[Any]) -> DocRow:
+    pk, issuer, typ, doc_id, version, status, subject, body, salt, digest, at, index, erased = r
+    return DocRow(
+        int(pk),
+        StoredDocument(
+            issuer=issuer,
+            type=typ,
+            id=doc_id,
+            version=int(version),
+            status="erased" if erased is not None else status,
+            subject=subject,
+            body=json.loads(body) if body is not None else None,
+            body_text=body,
+            salt=bytes(salt) if salt is not None else None,
+            digest=bytes(digest),
+            issued_at=at,
+            leaf_index=int(index),
+            erased=erased is not None,
+        ),
+    )
+
+
+def _where(scope: Scope, flt: DocumentFilter) -> tuple[str, list[Any]] | None:
+    visible = scope.sql()
+    if visible is None:
+        return None
+    parts, params = flt.sql()
+    return " AND ".join([visible[0], *parts]), [*visible[1], *params]
+
+
+async def page(
+    db: Database, scope: Scope, flt: DocumentFilter, after: int | None, first: int
+) -> tuple[list[DocRow], bool]:
+    """Up to ``first`` visible documents after leaf index ``after``, oldest first, and
+    whether more follow."""
+    where = _where(scope, flt)
+    if where is None:
+        return [], False
+    clause, params = where
+    if after is not None:
+        clause, params = f"{clause} AND leaf_index > ?", [*params, after]
+    rows = await db.sql.fetch(
+        f"{_SELECT} WHERE {clause} ORDER BY leaf_index LIMIT ?", [*params, first + 1]
+    )
+    return [_row(r) for r in rows[:first]], len(rows) > first
+
+
+async def count(db: Database, scope: Scope, flt: DocumentFilter) -> int:
+    where = _where(scope, flt)
+    if where is None:
+        return 0
+    rows = await db.sql.fetch(f"SELECT COUNT(*) FROM documents WHERE {where[0]}", where[1])
+    return int(rows[0][0])
+
+
+async def with_id(db: Database, doc_id: str, doc_type: str | None = None) -> list[DocRow]:
+    """Every version of every document called ``doc_id`` (any issuer), oldest first."""
+    query, params = f"{_SELECT} WHERE doc_id = ?", [doc_id]
+    if doc_type is not None:
+        query, params = f"{query} AND type = ?", [*params, doc_type]
+    rows = await db.sql.fetch(f"{query} ORDER BY issuer, type, version", params)
+    return [_row(r) for r in rows]

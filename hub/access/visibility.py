@@ -1,0 +1,112 @@
+"""Which documents a principal sees, and in which view (default deny).
+
+A scope is a list of rules; a document is visible when a rule matches it, in the widest
+view of the matching rules. The same rules filter in SQL (lists, counts) and in Python
+(single documents), so a list and a lookup can never disagree.
+
+- hospital: every document it issued, ``full``.
+- patient: the documents whose subject (``patientRef``) is the token's ``sub``, ``full``;
+  a patient token that carries ``inst`` is limited to that issuer, because patient
+  references are only unique within one hospital.
+- agency: for each active grant, documents of the grant's type from its issuers, in the
+  grant's view.
+- witness, auditor, admin: no documents (the auditor reads the access log instead).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub.access.grants import ALL_ISSUERS, Grant
+from hub.access.views import FULL, wider
+from hub.auth.principal import Principal
+
+
+@dataclass(frozen=True)
+class Rule:
+    view: str
+    type: str | None = None
+    issuers: tuple[str, ...] | None = None  # None: any issuer
+    subject: str | None = None
+    purpose: str | None = None
+
+    def matches(self, issuer: str, doc_type: str, subject: str | None) -> bool:
+        if self.type is not None and doc_type != self.type:
+            return False
+        if self.issuers is not None and issuer not in self.issuers:
+            return False
+        return self.subject is None or subject == self.subject
+
+    def sql(self, prefix: str = "") -> tuple[str, list[Any]]:
+        parts, params = [], []
+        if self.type is not None:
+            parts.append(f"{prefix}type = ?")
+            params.append(self.type)
+        if self.issuers is not None:
+            parts.append(f"{prefix}issuer IN ({','.join('?' * len(self.issuers))})")
+            params.extend(self.issuers)
+        if self.subject is not None:
+            parts.append(f"{prefix}subject = ?")
+            params.append(self.subject)
+        return "(" + (" AND ".join(parts) or "1 = 1") + ")", params
+
+
+@dataclass(frozen=True)
+class Access:
+    """How a principal may see one document: the view and, for agencies, the purpose."""
+
+    view: str
+    purpose: str | None
+
+
+@dataclass(frozen=True)
+class Scope:
+    rules: tuple[Rule, ...]
+
+    def access(self, issuer: str, doc_type: str, subject: str | None) -> Access | None:
+        best: Rule | None = None
+        for rule in self.rules:
+            if rule.matches(issuer, doc_type, subject) and (
+                best is None or wider(best.view, rule.view) != best.view
+            ):
+                best = rule
+        return None if best is None else Access(best.view, best.purpose)
+
+    def sql(self, prefix: str = "") -> tuple[str, list[Any]] | None:
+        """A WHERE clause selecting the visible documents; None when nothing is visible."""
+        if not self.rules:
+            return None
+        clauses, params = [], []
+        for rule in self.rules:
+            clause, values = rule.sql(prefix)
+            clauses.append(clause)
+            params.extend(values)
+        return "(" + " OR ".join(clauses) + ")", params
+
+
+NOTHING = Scope(())
+
+
+def scope_for(principal: Principal | None, grants: Sequence[Grant] = ()) -> Scope:
+    """The documents ``principal`` may read; ``grants`` are the agency's active grants."""
+    if principal is None:
+        return NOTHING
+    if principal.role == "hospital":
+        return Scope((Rule(FULL, issuers=(str(principal.inst),)),))
+    if principal.role == "patient":
+        issuers = (principal.inst,) if principal.inst else None
+        return Scope((Rule(FULL, issuers=issuers, subject=principal.sub),))
+    if principal.role == "agency":
+        return Scope(
+            tuple(
+                Rule(
+                    g.view,
+                    type=g.type,
+                    issuers=None if ALL_ISSUERS in g.issuers else g.issuers,
+                    purpose=g.purpose,
+                )
+                for g in grants
+                if g.agency == principal.inst
+            )
+        )
+    return NOTHING

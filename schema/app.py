@@ -1,0 +1,204 @@
+"""The GraphQL endpoint: schema, HTTP/websocket view, authentication and body limit."""
+
+import json
+import logging
+from functools import cache
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionContext, ExecutionResult
+
+from hub.access.ratelimit import GuessLimiter, RateLimiter
+from hub.auth.jwks import JwksCache
+from hub.auth.principal import Principal
+from hub.auth.tokens import (
+    AuthError,
+    TokenSettings,
+    TokenVerifier,
+    kid_for,
+    load_or_create_jwt_key,
+)
+from hub.services import Hub
+from schema.context import Context, Guards
+from schema.limits import (
+    MAX_REQUEST_BYTES,
+    DevLimits,
+    ErrorCodes,
+    Guard,
+    ProdLimits,
+    is_unexpected,
+    shape_error,
+)
+from schema.mutations import Mutation
+from schema.queries import Query
+from schema.subscriptions import Subscription
+
+log = logging.getLogger(__name__)
+CACHE_SIZE = 1024
+# Per principal (or per client address without a token). Benchmarks raise it through
+# hub.extras["graphql.guards"].
+REQUESTS_PER_SECOND = 100.0
+REQUEST_BURST = 200.0
+_GUARDS, _VERIFIER = "graphql.guards", "graphql.verifier"
+
+
+def _parser_cache() -> ParserCache:
+    return ParserCache(maxsize=CACHE_SIZE)
+
+
+def _validation_cache() -> ValidationCache:
+    return ValidationCache(maxsize=CACHE_SIZE)
+
+
+class HubSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Refusals (HubError, bad tokens, bad requests) are answers, not server faults:
+        # only unexpected exceptions are logged, with their traceback.
+        for error in errors:
+            if is_unexpected(error):
+                log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+
+
+@cache
+def build_schema(prod: bool = False) -> strawberry.Schema:
+    """The schema, built once per mode; prod has introspection off."""
+    return HubSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[
+            ErrorCodes,  # first, so it shapes the errors of every later extension
+            ProdLimits if prod else DevLimits,
+            _parser_cache,
+            _validation_cache,
+            Guard,
+        ],
+    )
+
+
+def default_guards() -> Guards:
+    return Guards(RateLimiter(REQUESTS_PER_SECOND, REQUEST_BURST), GuessLimiter())
+
+
+def token_verifier(hub: Hub) -> TokenVerifier:
+    """The hub's verifier: its own Ed25519 token key, and the IdP's JWKS when configured."""
+    found = hub.extras.get(_VERIFIER)
+    if isinstance(found, TokenVerifier):
+        return found
+    s = hub.settings
+    public = load_or_create_jwt_key(s.jwt_key_path).public_key()
+    jwks = JwksCache(s.jwks_url) if s.jwks_url else None
+    verifier = TokenVerifier(
+        TokenSettings(issuer=s.jwt_issuer, audience=s.jwt_audience), {kid_for(public): public}, jwks
+    )
+    hub.extras[_VERIFIER] = verifier
+    return verifier
+
+
+def guards(hub: Hub) -> Guards:
+    found = hub.extras.get(_GUARDS)
+    if isinstance(found, Guards):
+        return found
+    made = default_guards()
+    hub.extras[_GUARDS] = made
+    return made
+
+
+class HubGraphQL(GraphQL[Context, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        hub: Hub = request.app.state.hub
+        principal: Principal | None = None
+        error: AuthError | None = None
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                error = AuthError("use an Authorization: Bearer <token> header")
+            else:
+                try:
+                    principal = await token_verifier(hub).verify(token.strip())
+                except AuthError as exc:
+                    error = exc
+        client = request.client.host if request.client else "unknown"
+        return Context(hub, principal, error, client, guards(hub))
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        if result.errors:
+            result.errors = [shape_error(e) for e in result.errors]
+        return process_result(result)
+
+
+class BodyLimit:
+    """Refuses request bodies over ``limit`` bytes before anything parses them."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_REQUEST_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        # The declared length may be absent (chunked) or a lie: count what arrives.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        payload: dict[str, Any] = {
+            "data": None,
+            "errors": [
+                {
+                    "message": f"request body is larger than {self.limit} bytes",
+                    "extensions": {"code": "BAD_INPUT"},
+                }
+            ],
+        }
+        response = Response(json.dumps(payload), status_code=413, media_type="application/json")
+        await response(scope, receive, send)
+
+
+def graphql_app(prod: bool = False) -> ASGIApp:
+    """The ASGI app to mount at /graphql (HTTP and websocket)."""
+    view = HubGraphQL(build_schema(prod), graphql_ide=None if prod else "graphiql")
+    return BodyLimit(view)

@@ -1,0 +1,59 @@
+"""Per-request state: the hub, who is asking, and the request's DataLoaders."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from strawberry.dataloader import DataLoader
+
+from hub.access.documents import DocRow
+from hub.access.grants import active_grants
+from hub.access.ratelimit import GuessLimiter, RateLimiter
+from hub.access.visibility import Scope, scope_for
+from hub.auth.principal import Principal
+from hub.auth.tokens import AuthError
+from hub.institutions import InstitutionRecord
+from hub.services import Hub
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Guards:
+    """Limiters shared by every request of one app (they are per process)."""
+
+    requests: RateLimiter
+    invoice_lookups: GuessLimiter
+
+
+@dataclass
+class Context:
+    hub: Hub
+    principal: Principal | None
+    auth_error: AuthError | None
+    client: str
+    guards: Guards
+    now: Callable[[], datetime] = utc_now
+    # Rows a resolver handed out, by row key, so loaders can take keys that hash.
+    rows: dict[int, DocRow] = field(default_factory=dict)
+    _scope: Scope | None = None
+    institutions: DataLoader[str, InstitutionRecord | None] = field(init=False)
+    access: DataLoader[tuple[int, str], int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        from schema.loaders import access_loader, institution_loader
+
+        self.institutions = institution_loader(self)
+        self.access = access_loader(self)
+
+    async def scope(self) -> Scope:
+        """The documents the principal may read (grants are read once per request)."""
+        if self._scope is None:
+            grants = []
+            p = self.principal
+            if p is not None and p.role == "agency" and p.inst is not None:
+                grants = await active_grants(self.hub.db, p.inst, self.now())
+            self._scope = scope_for(p, grants)
+        return self._scope

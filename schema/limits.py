@@ -1,0 +1,161 @@
+"""Request limits and error shaping, as strawberry extensions.
+
+The validation rules are built once, here, at import: strawberry's validation cache is
+keyed by the rule classes, so rules built per request (as the stock limiter extensions
+do) would make every request miss it.
+"""
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    ListValueNode,
+    OperationDefinitionNode,
+    VariableNode,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.types import ExecutionResult
+
+from hub.auth.tokens import AuthError
+from hub.errors import BadInput, HubError
+
+MAX_DEPTH: Final = 10
+MAX_ALIASES: Final = 30
+# Batches travel as variables, which are not tokens; a query text is small.
+MAX_TOKENS: Final = 4000
+MAX_PAGE: Final = 100
+DEFAULT_PAGE: Final = 20
+MAX_BATCH: Final = 500
+MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024
+MAX_ACCESS_EVENTS: Final = 500
+
+DEPTH_RULE: Final = depth_validator(MAX_DEPTH, None, None)
+ALIAS_RULE: Final = alias_validator(MAX_ALIASES)
+DEV_RULES: Final = (DEPTH_RULE, ALIAS_RULE)
+PROD_RULES: Final = (*DEV_RULES, NoSchemaIntrospectionCustomRule)
+
+
+class _Limits(SchemaExtension):
+    rules: tuple[Any, ...] = DEV_RULES
+
+    def on_operation(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.validation_rules = ec.validation_rules + self.rules
+        ec.parse_options["max_tokens"] = MAX_TOKENS
+        yield
+
+
+class DevLimits(_Limits):
+    rules = DEV_RULES
+
+
+class ProdLimits(_Limits):
+    rules = PROD_RULES
+
+
+def batch_size(document: DocumentNode, variables: dict[str, Any] | None) -> int:
+    """How many documents the operation's ``submitDocuments`` fields carry in all."""
+    total = 0
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        for selection in definition.selection_set.selections:
+            if not isinstance(selection, FieldNode) or selection.name.value != "submitDocuments":
+                continue
+            for arg in selection.arguments or ():
+                if arg.name.value != "documents":
+                    continue
+                value = arg.value
+                if isinstance(value, ListValueNode):
+                    total += len(value.values)
+                elif isinstance(value, VariableNode):
+                    given = (variables or {}).get(value.name.value)
+                    total += len(given) if isinstance(given, list) else 1
+                else:
+                    total += 1
+    return total
+
+
+def _refuse(error: HubError | AuthError) -> ExecutionResult:
+    return ExecutionResult(
+        data=None,
+        errors=[GraphQLError(error.message, original_error=error, extensions={"code": error.code})],
+    )
+
+
+class Guard(SchemaExtension):
+    """Checks that refuse an operation before any resolver runs: the token, the caller's
+    rate limit and the size of a submitted batch."""
+
+    def on_execute(self) -> Iterator[None]:
+        from schema.context import Context
+
+        ec = self.execution_context
+        ctx = ec.context
+        if isinstance(ctx, Context) and not ec.result:
+            refusal = self._check(ctx, ec.graphql_document, ec.variables)
+            if refusal is not None:
+                ec.result = _refuse(refusal)
+        yield
+
+    @staticmethod
+    def _check(
+        ctx: Any, document: DocumentNode | None, variables: dict[str, Any] | None
+    ) -> HubError | AuthError | None:
+        if ctx.auth_error is not None:
+            return ctx.auth_error  # type: ignore[no-any-return]
+        p = ctx.principal
+        key = f"ip:{ctx.client}" if p is None else f"{p.role}:{p.inst or ''}:{p.sub}"
+        try:
+            ctx.guards.requests.check(key)
+        except HubError as exc:
+            return exc
+        if document is not None and batch_size(document, variables) > MAX_BATCH:
+            return BadInput(f"documents: at most {MAX_BATCH} documents per request")
+        return None
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """An exception from a resolver that is not one of the hub's own answers."""
+    original = error.original_error
+    return (
+        original is not None
+        and error.path is not None
+        and not isinstance(original, HubError | AuthError)
+    )
+
+
+def shape_error(error: GraphQLError) -> GraphQLError:
+    """Every error carries extensions.code; unexpected exceptions are masked."""
+    original = error.original_error
+    if isinstance(original, HubError | AuthError):
+        code, message = original.code, original.message
+    elif error.extensions and "code" in error.extensions:
+        return error
+    elif is_unexpected(error):
+        code, message = "INTERNAL", "internal error"
+    else:
+        # Parse, validation and variable errors describe the request, not the server.
+        code, message = "BAD_INPUT", error.message
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        positions=error.positions,
+        path=error.path,
+        source=error.source,
+        extensions={"code": code},
+    )
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [shape_error(e) for e in result.errors]

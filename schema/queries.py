@@ -1,0 +1,252 @@
+"""Query resolvers.
+
+Addressing: ``document(id)`` and ``inclusionProof(documentId)`` take the document id
+(for an invoice ``<billCode>-<billNumber>``). Ids are unique per issuer and type, so
+among the documents with that id the caller can see, the hub picks a medical invoice
+before other types, then the lowest issuer id, and returns its latest version the caller
+can see; ``type``, ``issuer`` and ``version`` arguments narrow the choice.
+"""
+
+import base64
+import binascii
+import hmac
+import re
+from datetime import date
+
+import strawberry
+from strawberry.types import Info
+
+from hub.access import documents as docs
+from hub.access.access_log import access_events
+from hub.access.grants import list_grants
+from hub.access.visibility import Access
+from hub.documents.invoice import INVOICE_TYPE
+from hub.errors import BadInput, NotFound
+from hub.institutions import list_institutions
+from hub.ledger.storage import read_checkpoint
+from schema.limits import DEFAULT_PAGE, MAX_ACCESS_EVENTS, MAX_PAGE
+from schema.permissions import (
+    ACCESS_LOG_READERS,
+    AGENCY,
+    DOCUMENT_READERS,
+    GRANT_READERS,
+    context,
+    require,
+)
+from schema.types import (
+    AccessEvent,
+    Checkpoint,
+    ConsistencyProof,
+    Document,
+    DocumentConnection,
+    DocumentEdge,
+    DocumentFilter,
+    Grant,
+    InclusionProof,
+    Institution,
+    PageInfo,
+    b64,
+    inclusion_proof,
+)
+
+_BILL_CODE = re.compile(r"[0-9]{8}")
+_BILL_NUMBER = re.compile(r"[0-9]{10}")
+_CHECK_CODE = re.compile(r"[0-9A-Za-z]{6}")
+# One answer for "does not exist" and "exists but not yours", word for word.
+NOT_FOUND_MESSAGE = "no such document"
+
+
+async def find_visible(
+    info: Info,
+    doc_id: str,
+    doc_type: str | None = None,
+    issuer: str | None = None,
+    version: int | None = None,
+) -> Document:
+    ctx = context(info)
+    scope = await ctx.scope()
+    best: tuple[tuple[bool, str, str], docs.DocRow, Access] | None = None
+    for row in await docs.with_id(ctx.hub.db, doc_id, doc_type):
+        d = row.doc
+        if issuer is not None and d.issuer != issuer:
+            continue
+        if version is not None and d.version != version:
+            continue
+        access = scope.access(d.issuer, d.type, d.subject)
+        if access is None:
+            continue
+        rank = (d.type != INVOICE_TYPE, d.issuer, d.type)
+        # Rows come oldest first within a document: on a tie the later version wins.
+        if best is None or rank <= best[0]:
+            best = (rank, row, access)
+    if best is None:
+        raise NotFound(NOT_FOUND_MESSAGE)
+    return Document.of(best[1], best[2])
+
+
+def _cursor(leaf_index: int) -> str:
+    return base64.urlsafe_b64encode(f"leaf:{leaf_index}".encode()).decode()
+
+
+def _after(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if text.startswith("leaf:"):
+            return int(text.removeprefix("leaf:"))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise BadInput("after: not a cursor from this API")
+
+
+def _date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{name}: must be a date YYYY-MM-DD") from None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The log's latest signed checkpoint (no token needed)")
+    async def checkpoint(self, info: Info) -> Checkpoint:
+        head = await read_checkpoint(context(info).hub.db)
+        assert head is not None  # Hub.start signs the empty tree
+        return Checkpoint.of(head)
+
+    @strawberry.field
+    async def document(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        type: str | None = None,
+        issuer: str | None = None,
+        version: int | None = None,
+    ) -> Document:
+        require(info, *DOCUMENT_READERS)
+        return await find_visible(info, str(id), type, issuer, version)
+
+    @strawberry.field
+    async def documents(
+        self,
+        info: Info,
+        filter: DocumentFilter | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> DocumentConnection:
+        require(info, *DOCUMENT_READERS)
+        if not 1 <= first <= MAX_PAGE:
+            raise BadInput(f"first: must be between 1 and {MAX_PAGE}")
+        f = filter or DocumentFilter()
+        flt = docs.DocumentFilter(
+            type=f.type,
+            issuer=f.issuer,
+            status=f.status.value if f.status else None,
+            issued_from=_date(f.issued_from, "issuedFrom"),
+            issued_to=_date(f.issued_to, "issuedTo"),
+        )
+        ctx = context(info)
+        scope = await ctx.scope()
+        rows, more = await docs.page(ctx.hub.db, scope, flt, _after(after), first)
+        total = await docs.count(ctx.hub.db, scope, flt)
+        edges = []
+        for row in rows:
+            access = scope.access(row.doc.issuer, row.doc.type, row.doc.subject)
+            assert access is not None  # the page query applied the same scope
+            edges.append(
+                DocumentEdge(cursor=_cursor(row.doc.leaf_index), node=Document.of(row, access))
+            )
+        end = edges[-1].cursor if edges else None
+        return DocumentConnection(
+            edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=end), total_count=total
+        )
+
+    @strawberry.field(
+        description="A medical invoice by the codes printed on it; no token needed. "
+        "Repeated misses from one client are slowed down and then locked out."
+    )
+    async def invoice(
+        self, info: Info, bill_code: str, bill_number: str, check_code: str
+    ) -> Document:
+        if not (
+            _BILL_CODE.fullmatch(bill_code)
+            and _BILL_NUMBER.fullmatch(bill_number)
+            and _CHECK_CODE.fullmatch(check_code)
+        ):
+            raise BadInput(
+                "billCode is 8 digits, billNumber 10 digits, checkCode 6 letters or digits"
+            )
+        ctx = context(info)
+        limiter = ctx.guards.invoice_lookups
+        limiter.check(ctx.client)
+        rows = await docs.with_id(ctx.hub.db, f"{bill_code}-{bill_number}", INVOICE_TYPE)
+        matched: dict[str, docs.DocRow] = {}
+        latest: dict[str, docs.DocRow] = {}
+        for row in rows:
+            latest[row.doc.issuer] = row  # oldest first, so the last one wins
+            code = (row.doc.body or {}).get("checkCode")
+            if isinstance(code, str) and hmac.compare_digest(code.encode(), check_code.encode()):
+                matched[row.doc.issuer] = row
+        if not matched:
+            limiter.miss(ctx.client)
+            raise NotFound(NOT_FOUND_MESSAGE)
+        issuer = min(matched)
+        return Document.of(latest[issuer], Access("full", None))
+
+    @strawberry.field
+    async def inclusion_proof(
+        self, info: Info, document_id: strawberry.ID, tree_size: int | None = None
+    ) -> InclusionProof:
+        require(info, *DOCUMENT_READERS)
+        doc = await find_visible(info, str(document_id))
+        return await inclusion_proof(info, doc.leaf_index, doc.row.doc.leaf_data, tree_size)
+
+    @strawberry.field(description="Proof that the log of toSize extends the log of fromSize")
+    async def consistency_proof(
+        self, info: Info, from_size: int, to_size: int | None = None
+    ) -> ConsistencyProof:
+        hub = context(info).hub
+        head = await read_checkpoint(hub.db)
+        assert head is not None
+        to = head.size if to_size is None else to_size
+        if not 1 <= from_size <= to <= head.size:
+            raise BadInput(f"need 1 <= fromSize <= toSize <= {head.size} (the current size)")
+        hashes = await hub.tiles.consistency_proof(from_size, to) if from_size < to else []
+        return ConsistencyProof(from_size=from_size, to_size=to, hashes=[b64(h) for h in hashes])
+
+    @strawberry.field(description="Who read documents: a patient sees reads of their own")
+    async def access_log(
+        self, info: Info, document_id: strawberry.ID | None = None
+    ) -> list[AccessEvent]:
+        principal = require(info, *ACCESS_LOG_READERS)
+        ctx = context(info)
+        doc_id = None if document_id is None else str(document_id)
+        if principal.role == AGENCY:
+            records = await access_events(
+                ctx.hub.db, doc_id=doc_id, agency=principal.inst, limit=MAX_ACCESS_EVENTS
+            )
+        elif principal.role in ("hospital", "patient"):
+            where = (await ctx.scope()).sql("d.")
+            assert where is not None
+            records = await access_events(
+                ctx.hub.db, where=where, doc_id=doc_id, limit=MAX_ACCESS_EVENTS
+            )
+        else:
+            records = await access_events(ctx.hub.db, doc_id=doc_id, limit=MAX_ACCESS_EVENTS)
+        return [AccessEvent.of(r) for r in records]
+
+    @strawberry.field(description="Grants: an agency sees its own; admin and auditor all")
+    async def grants(self, info: Info) -> list[Grant]:
+        principal = require(info, *GRANT_READERS)
+        ctx = context(info)
+        agency = principal.inst if principal.role == AGENCY else None
+        now = ctx.now()
+        return [Grant.of(g, g.active(now)) for g in await list_grants(ctx.hub.db, agency)]
+
+    @strawberry.field
+    async def institutions(self, info: Info) -> list[Institution]:
+        require(info)
+        return [Institution.of(r) for r in await list_institutions(context(info).hub.db)]

@@ -1,0 +1,306 @@
+"""GraphQL types (DESIGN.md, "Public contract"). Hashes are standard base64."""
+
+import base64
+from enum import Enum
+from typing import cast
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from hub.access.access_log import AccessRecord
+from hub.access.documents import DocRow
+from hub.access.grants import Grant as GrantRecord
+from hub.access.views import FULL, project
+from hub.access.visibility import Access
+from hub.errors import BadInput
+from hub.institutions import InstitutionRecord
+from hub.ledger.receipt import Receipt, format_receipt
+from hub.ledger.storage import SignedHead, read_checkpoint
+from hub.ledger.tree import leaf_hash
+from schema.permissions import context
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@strawberry.enum
+class DocumentStatus(Enum):
+    ISSUED = "issued"
+    REVERSED = "reversed"
+    ERASED = "erased"
+
+
+@strawberry.enum
+class View(Enum):
+    FULL = "full"
+    FINANCIAL = "financial"
+    SUMMARY = "summary"
+
+
+@strawberry.enum
+class SubmitStatus(Enum):
+    CREATED = "CREATED"
+    DUPLICATE = "DUPLICATE"
+    REJECTED = "REJECTED"
+
+
+@strawberry.type
+class Checkpoint:
+    origin: str
+    tree_size: int
+    root_hash: str = strawberry.field(description="Merkle root, standard base64")
+    note: str = strawberry.field(description="The C2SP tlog-checkpoint signed note, verbatim")
+
+    @classmethod
+    def of(cls, head: SignedHead) -> "Checkpoint":
+        return cls(
+            origin=head.note.split("\n", 1)[0],
+            tree_size=head.size,
+            root_hash=b64(head.root),
+            note=head.note,
+        )
+
+
+@strawberry.type
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    leaf_data: str = strawberry.field(description="The leaf data, standard base64")
+    hashes: list[str]
+    checkpoint: Checkpoint
+    receipt: str = strawberry.field(
+        description="C2SP tlog-proof@v1 text; its extra line is the leaf data"
+    )
+
+
+@strawberry.type
+class ConsistencyProof:
+    from_size: int
+    to_size: int
+    hashes: list[str]
+
+
+async def inclusion_proof(info: Info, index: int, data: bytes, size: int | None) -> InclusionProof:
+    hub = context(info).hub
+    head = await read_checkpoint(hub.db, size)
+    if head is None:
+        raise BadInput("treeSize: the log signed no checkpoint of this size")
+    if index >= head.size:
+        raise BadInput("treeSize: must be larger than the leaf index")
+    hashes = await hub.tiles.inclusion_proof(index, head.size)
+    receipt = format_receipt(Receipt(index, tuple(hashes), head.note, extra=data))
+    return InclusionProof(
+        leaf_index=index,
+        tree_size=head.size,
+        leaf_hash=b64(leaf_hash(data)),
+        leaf_data=b64(data),
+        hashes=[b64(h) for h in hashes],
+        checkpoint=Checkpoint.of(head),
+        receipt=receipt,
+    )
+
+
+@strawberry.type
+class Institution:
+    id: strawberry.ID
+    name: str
+    kind: str
+    signatures_required: bool
+
+    @classmethod
+    def of(cls, r: InstitutionRecord) -> "Institution":
+        return cls(
+            id=strawberry.ID(r.id),
+            name=r.name,
+            kind=r.kind,
+            signatures_required=r.signatures_required,
+        )
+
+
+@strawberry.type
+class Document:
+    """One version of a document, as far as the caller may see it."""
+
+    id: strawberry.ID
+    type: str
+    issuer: str
+    version: int
+    status: DocumentStatus
+    digest: str
+    leaf_index: int
+    issued_at: str
+    view: View = strawberry.field(description="How much of the body the caller sees")
+    row: strawberry.Private[DocRow]
+    access: strawberry.Private[Access]
+
+    @classmethod
+    def of(cls, row: DocRow, access: Access) -> "Document":
+        d = row.doc
+        return cls(
+            id=strawberry.ID(d.id),
+            type=d.type,
+            issuer=d.issuer,
+            version=d.version,
+            status=DocumentStatus(d.status),
+            digest=b64(d.digest),
+            leaf_index=d.leaf_index,
+            issued_at=d.issued_at,
+            view=View(access.view),
+            row=row,
+            access=access,
+        )
+
+    @strawberry.field(description="The body in the caller's view; null once erased")
+    async def body(self, info: Info) -> JSON | None:
+        body = self.row.doc.body
+        if body is None:
+            return None
+        if self.access.purpose is not None:
+            # A read under a grant: on the ledger before the body leaves the hub.
+            ctx = context(info)
+            ctx.rows[self.row.pk] = self.row
+            await ctx.access.load((self.row.pk, self.access.purpose))
+        return cast(JSON, project(body, self.access.view))
+
+    @strawberry.field(description="The commitment salt, standard base64; full view only")
+    def salt(self) -> str | None:
+        salt = self.row.doc.salt
+        return b64(salt) if salt is not None and self.access.view == FULL else None
+
+    @strawberry.field
+    async def institution(self, info: Info) -> Institution | None:
+        record = await context(info).institutions.load(self.row.doc.issuer)
+        return Institution.of(record) if record else None
+
+    @strawberry.field(description="Proof that this version is in the log")
+    async def inclusion_proof(self, info: Info, tree_size: int | None = None) -> InclusionProof:
+        return await inclusion_proof(info, self.leaf_index, self.row.doc.leaf_data, tree_size)
+
+
+@strawberry.type
+class DocumentEdge:
+    cursor: str
+    node: Document
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class DocumentConnection:
+    edges: list[DocumentEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.input
+class DocumentFilter:
+    type: str | None = None
+    issuer: str | None = None
+    status: DocumentStatus | None = None
+    issued_from: str | None = strawberry.field(default=None, description="YYYY-MM-DD, inclusive")
+    issued_to: str | None = strawberry.field(default=None, description="YYYY-MM-DD, inclusive")
+
+
+@strawberry.input
+class DocumentInput:
+    type: str
+    id: strawberry.ID
+    body: JSON
+    issued_at: str | None = None
+    supersedes: int | None = strawberry.field(
+        default=None, description="The version this one replaces"
+    )
+    signature: str | None = strawberry.field(
+        default=None, description="base64 Ed25519 signature of JCS(body)"
+    )
+
+
+@strawberry.type
+class ErrorInfo:
+    code: str
+    message: str
+
+
+@strawberry.type
+class SubmitResult:
+    id: strawberry.ID
+    status: SubmitStatus
+    version: int | None
+    leaf_index: int | None
+    leaf_hash: str | None
+    error: ErrorInfo | None
+
+
+@strawberry.type
+class SubmitDocumentsPayload:
+    results: list[SubmitResult]
+    checkpoint: Checkpoint
+
+
+@strawberry.type
+class AccessEvent:
+    agency: str
+    document_id: strawberry.ID
+    issuer: str
+    type: str
+    version: int
+    purpose: str
+    at: str
+    leaf_index: int
+    record: strawberry.Private[AccessRecord]
+
+    @classmethod
+    def of(cls, r: AccessRecord) -> "AccessEvent":
+        return cls(
+            agency=r.agency,
+            document_id=strawberry.ID(r.doc_id),
+            issuer=r.issuer,
+            type=r.type,
+            version=r.version,
+            purpose=r.purpose,
+            at=r.at,
+            leaf_index=r.leaf_index,
+            record=r,
+        )
+
+    @strawberry.field(description="Proof that this read is in the log")
+    async def inclusion_proof(self, info: Info, tree_size: int | None = None) -> InclusionProof:
+        return await inclusion_proof(info, self.leaf_index, self.record.leaf_data, tree_size)
+
+
+@strawberry.type
+class Grant:
+    id: strawberry.ID
+    agency: str
+    type: str
+    issuers: list[str]
+    view: View
+    purpose: str
+    valid_from: str
+    valid_until: str | None
+    revoked_at: str | None
+    leaf_index: int
+    active: bool
+
+    @classmethod
+    def of(cls, g: GrantRecord, active: bool) -> "Grant":
+        return cls(
+            id=strawberry.ID(g.id),
+            agency=g.agency,
+            type=g.type,
+            issuers=list(g.issuers),
+            view=View(g.view),
+            purpose=g.purpose,
+            valid_from=g.valid_from,
+            valid_until=g.valid_until,
+            revoked_at=g.revoked_at,
+            leaf_index=g.leaf_index,
+            active=active,
+        )
