@@ -18,8 +18,14 @@ from hub.ledger.tiles import TILE_WIDTH
 from hub.ledger.tree import HASH_SIZE
 from hub.services import Hub
 
-_SEGMENT = re.compile(r"x\d{3}")
-_LAST = re.compile(r"\d{3}")
+# ASCII digits only: \d would admit other scripts' digits, and int() reads them.
+_SEGMENT = re.compile(r"x[0-9]{3}")
+_LAST = re.compile(r"[0-9]{3}")
+# No tree of fewer than 2**64 leaves has a tile above level 7 or more than 2**48 tiles at a
+# level (tiles.tile_key packs the index in 48 bits: a larger one would alias another
+# level's tile, and a huge one overflows the database's 64-bit integers).
+_MAX_LEVEL = 7
+_MAX_INDEX = (1 << 48) - 1
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 _NO_CACHE = {"Cache-Control": "no-cache"}
 
@@ -71,6 +77,8 @@ async def tile(request: Request) -> Response:
         index, width = parse_tile_index(request.path_params["index"])
     except ValueError:
         return _not_found()
+    if level > _MAX_LEVEL or index > _MAX_INDEX:
+        return _not_found()
     found = await read_tile(_hub(request).db, level, index)
     if found is None:
         return _not_found()
@@ -88,6 +96,8 @@ async def entries(request: Request) -> Response:
     try:
         index, width = parse_tile_index(request.path_params["index"])
     except ValueError:
+        return _not_found()
+    if index > _MAX_INDEX:
         return _not_found()
     found = await read_bundle(_hub(request).db, index)
     if found is None:

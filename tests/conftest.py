@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from hub.config import Settings
 from hub.db import Database, migrate
+from hub.keys import create_log_key
+from hub.services import Hub
 
 PG_URL = os.environ.get("HUB_TEST_POSTGRES_URL", "")
 IN_CI = os.environ.get("CI") == "true"
@@ -67,3 +70,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+async def hub(database_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
+    """A started Hub (migrated database, fresh log key) on each backend."""
+    key_file = tmp_path / "log.key"
+    settings = Settings(database_url=database_url, data_dir=tmp_path, log_key_file=key_file)
+    create_log_key(key_file, settings.origin)
+    started = await Hub.start(settings)
+    try:
+        yield started
+    finally:
+        await started.stop()
