@@ -11,6 +11,7 @@ level 8L; its width W is how many of those bottom nodes exist. Pure: no I/O.
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hub.ledger.tree import HASH_SIZE, complete_subtrees, node_hash, split_point
 
@@ -31,14 +32,20 @@ def split_tile_key(key: int) -> tuple[int, int]:
     return key >> _INDEX_BITS, key & ((1 << _INDEX_BITS) - 1)
 
 
-def level_offsets(width: int) -> list[int]:
+@lru_cache(maxsize=TILE_WIDTH + 1)
+def level_offsets(width: int) -> tuple[int, ...]:
     """Start (in hashes) of each of the 8 levels inside a tile blob of bottom width `width`."""
     offsets, total = [], 0
     for k in range(TILE_HEIGHT):
         offsets.append(total)
         total += width >> k
     offsets.append(total)
-    return offsets
+    return tuple(offsets)
+
+
+# Proofs decompose the same few right-edge ranges again and again; profiling showed this
+# decomposition, not the database read, dominating a proof's time.
+_subtrees = lru_cache(maxsize=4096)(complete_subtrees)
 
 
 def tile_hash_count(width: int) -> int:
@@ -177,12 +184,12 @@ def consistency_ranges(old_size: int, new_size: int) -> list[LeafRange]:
 
 def nodes_for(ranges: Iterable[LeafRange]) -> list[NodeId]:
     """Every stored node that the subtree hashes of `ranges` are folded from."""
-    return [node for begin, end in ranges for node in complete_subtrees(begin, end)]
+    return [node for begin, end in ranges for node in _subtrees(begin, end)]
 
 
 def range_hash(begin: int, end: int, node: Callable[[NodeId], bytes]) -> bytes:
     """MTH of leaves [begin, end) from stored complete nodes, folding right to left."""
-    parts = complete_subtrees(begin, end)
+    parts = _subtrees(begin, end)
     acc = node(parts[-1])
     for part in reversed(parts[:-1]):
         acc = node_hash(node(part), acc)

@@ -1,0 +1,1 @@
+"""Benchmarks (scripts, not tests): `bench/run.py` times the hub's ledger against its peers."""

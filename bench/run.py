@@ -1,0 +1,233 @@
+"""`make bench`: the hub's ledger and its peers on the same leaves, one table and one plot.
+
+    .venv/bin/python bench/run.py            # full: 10k, 100k, 1M leaves (~5-15 min)
+    .venv/bin/python bench/run.py --quick    # smoke: 10k leaves (< 1 min)
+    .venv/bin/python bench/run.py --huge     # full, plus the hub at 10M (memory flatness)
+
+Each (implementation, size) runs in a fresh subprocess, so its peak RSS is its own and
+one crash does not hide the other figures. HUB_BENCH_POSTGRES_URL (an admin URL, e.g.
+postgres://postgres@127.0.0.1:5432/postgres) adds the hub on PostgreSQL. Writes
+bench/out/results.json and bench/out/ledger.png.
+"""
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a script (`python bench/run.py`): make the repository root importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.leaves import leaf
+from bench.measure import PASSES, progress
+from bench.report import (
+    Row,
+    evaluate,
+    format_table,
+    format_verdicts,
+    row_from_json,
+    write_json,
+    write_plot,
+)
+
+RESULT_MARK = "BENCH-RESULT "
+OUT = Path(__file__).resolve().parent / "out"
+PG_ENV = "HUB_BENCH_POSTGRES_URL"
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str
+    size: int
+    proofs: int
+    budget_s: float
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    sizes: list[int]
+    hub_sizes: list[int]
+    proofs: int
+    budget_s: float
+
+
+MODES = {
+    "quick": Mode("quick", [10_000], [10_000], 200, 2.0),
+    "full": Mode("full", [10_000, 100_000, 1_000_000], [10_000, 100_000, 1_000_000], 2000, 15.0),
+    "huge": Mode(
+        "huge",
+        [10_000, 100_000, 1_000_000],
+        [10_000, 100_000, 1_000_000, 10_000_000],
+        2000,
+        15.0,
+    ),
+}
+
+
+def plan(mode: Mode, postgres_url: str, with_merkletools: bool) -> list[Job]:
+    jobs = [Job("hub-sqlite", n, mode.proofs, mode.budget_s) for n in mode.hub_sizes]
+    if postgres_url:
+        jobs += [
+            Job("hub-postgres", n, mode.proofs, mode.budget_s, postgres_url) for n in mode.sizes
+        ]
+    for kind in ["inmemory", "sqlitetree", "merkletools", "raw-sqlite"]:
+        if kind == "merkletools" and not with_merkletools:
+            continue
+        jobs += [Job(kind, n, mode.proofs, mode.budget_s) for n in mode.sizes]
+    return jobs
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """The worker side: one measurement in this process, in a temporary directory."""
+    from bench import hub_ledger, peers
+
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        workdir = Path(tmp)
+        n, proofs, budget = job.size, job.proofs, job.budget_s
+        if job.kind == "hub-sqlite":
+            return asyncio.run(hub_ledger.measure_hub_sqlite(workdir, n, proofs, budget))
+        if job.kind == "hub-postgres":
+            return asyncio.run(hub_ledger.measure_hub_postgres(job.url, n, proofs, budget))
+        if job.kind == "inmemory":
+            return peers.measure_inmemory(n, proofs, budget)
+        if job.kind == "sqlitetree":
+            return peers.measure_sqlitetree(workdir, n, proofs, budget)
+        if job.kind == "merkletools":
+            return peers.measure_merkletools(n, proofs, budget)
+        if job.kind == "raw-sqlite":
+            return peers.measure_raw_sqlite(workdir, n)
+    raise ValueError(f"unknown bench job {job.kind!r}")
+
+
+def worker_main(spec: str) -> int:
+    result = run_job(Job(**json.loads(spec)))
+    result["rows"] = [asdict(r) for r in result["rows"]]
+    print(RESULT_MARK + json.dumps(result), flush=True)
+    return 0
+
+
+def spawn(job: Job) -> dict[str, Any] | None:
+    """Run `job` in a fresh interpreter; its progress goes straight to our stderr."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(asdict(job))]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+    lines = [x for x in done.stdout.splitlines() if x.startswith(RESULT_MARK)]
+    if done.returncode != 0 or not lines:
+        progress(f"  FAILED: {job.kind} at {job.size:,} (exit {done.returncode})")
+        return None
+    result: dict[str, Any] = json.loads(lines[-1][len(RESULT_MARK) :])
+    return result
+
+
+def ensure_merkletools() -> bool:
+    """merkletools' pysha3 dependency does not build on Python 3.10+; it runs without it."""
+    if importlib.util.find_spec("merkletools") is not None:
+        return True
+    progress("installing merkletools (pip install --no-deps merkletools)")
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "merkletools"]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        progress("  merkletools could not be installed: its rows are left out")
+        return False
+    importlib.invalidate_caches()
+    return importlib.util.find_spec("merkletools") is not None
+
+
+def check_roots(results: list[tuple[Job, dict[str, Any]]]) -> list[str]:
+    """Every RFC 9162 implementation must reach the same root on the same leaves."""
+    by_size: dict[int, dict[str, str]] = {}
+    for job, result in results:
+        if result.get("root"):
+            by_size.setdefault(job.size, {})[job.kind] = result["root"]
+    problems = []
+    for size, roots in sorted(by_size.items()):
+        if len(set(roots.values())) > 1:
+            problems.append(f"roots differ at {size:,} leaves: {roots}")
+        else:
+            progress(f"roots agree at {size:,} leaves: {', '.join(sorted(roots))}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="smoke run at 10,000 leaves")
+    group.add_argument("--huge", action="store_true", help="also the hub at 10,000,000 leaves")
+    parser.add_argument("--out", type=Path, default=OUT, help="where results go")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker_main(args.worker)
+
+    mode = MODES["quick" if args.quick else "huge" if args.huge else "full"]
+    started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
+    postgres_url = os.environ.get(PG_ENV, "")
+    jobs = plan(mode, postgres_url, ensure_merkletools())
+    results: list[tuple[Job, dict[str, Any]]] = []
+    failed = 0
+    for number, job in enumerate(jobs, 1):
+        progress(f"[{number}/{len(jobs)}] {job.kind} at {job.size:,} leaves")
+        result = spawn(job)
+        if result is None:
+            failed += 1
+        else:
+            results.append((job, result))
+    rows: list[Row] = [row_from_json(r) for _, result in results for r in result["rows"]]
+    problems = check_roots(results)
+    verdicts = evaluate(rows)
+    elapsed = time.perf_counter() - started
+    load_at_end = os.getloadavg()[0]
+
+    print(
+        f"{mode.name} mode, {os.cpu_count()} CPUs, load average {load_at_start:.1f} at start "
+        f"and {load_at_end:.1f} at end; leaves of {len(leaf(0))} bytes; proof times are the "
+        f"best of {PASSES} passes' means over {mode.proofs:,} random requests"
+    )
+    print(format_table(rows))
+    print()
+    print(format_verdicts(verdicts), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "mode": mode.name,
+        "command": " ".join(["bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "seconds": round(elapsed, 1),
+        "leaf_bytes": len(leaf(0)),
+        "proofs_per_measurement": mode.proofs,
+        "proof_passes": PASSES,
+        "proof_time_budget_s": mode.budget_s,
+        "load_average": [round(load_at_start, 2), round(load_at_end, 2)],
+        "postgres": bool(postgres_url),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "platform": platform.platform(),
+        },
+        "problems": problems,
+    }
+    write_json(args.out / "results.json", rows, verdicts, meta)
+    title = (
+        f"Ledger Hub bench ({mode.name}): {os.cpu_count()} CPUs, "
+        f"leaves of {len(leaf(0))} bytes, mean per proof over {mode.proofs:,} random requests"
+    )
+    write_plot(args.out / "ledger.png", rows, title)
+    progress(f"wrote {args.out / 'results.json'} and {args.out / 'ledger.png'} ({elapsed:.0f} s)")
+    for problem in problems:
+        progress(f"ERROR: {problem}")
+    return 1 if failed or problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
