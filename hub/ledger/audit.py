@@ -16,8 +16,17 @@ from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.note import NoteError, Verifier
 from hub.ledger.storage import BUNDLE_SIZE, decode_bundle, root_from_tiles
-from hub.ledger.tiles import TILE_WIDTH, StoredTile, append_leaves, edge_tiles, tile_key
-from hub.ledger.tree import leaf_hash
+from hub.ledger.tiles import (
+    TILE_WIDTH,
+    StoredTile,
+    append_leaves,
+    bottom_row,
+    build_tile,
+    edge_tiles,
+    tile_hash_count,
+    tile_key,
+)
+from hub.ledger.tree import HASH_SIZE, leaf_hash
 
 PAGE_BUNDLES = 64
 PAGE_ROWS = 2000
@@ -30,18 +39,54 @@ class AuditReport:
     documents: int
 
 
-async def _bundles(db: Database) -> AsyncIterator[tuple[int, int, bytes]]:
+@dataclass(frozen=True)
+class _Bundle:
+    id: int
+    width: int
+    data: bytes
+    # The level-0 tile over the same leaves (tile key (0, N) == N), if stored.
+    tile: tuple[int, bytes] | None
+
+
+async def _bundles(db: Database) -> AsyncIterator[_Bundle]:
     after = -1
     while True:
         rows = await db.sql.fetch(
-            "SELECT id, width, data FROM ledger_bundles WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT b.id, b.width, b.data, t.width, t.hashes FROM ledger_bundles b"
+            " LEFT JOIN ledger_tiles t ON t.id = b.id WHERE b.id > ? ORDER BY b.id LIMIT ?",
             [after, PAGE_BUNDLES],
         )
-        for bundle_id, width, data in rows:
-            yield int(bundle_id), int(width), bytes(data)
+        for bundle_id, width, data, tile_width, hashes in rows:
+            tile = None if tile_width is None else (int(tile_width), bytes(hashes))
+            yield _Bundle(int(bundle_id), int(width), bytes(data), tile)
         if len(rows) < PAGE_BUNDLES:
             return
         after = int(rows[-1][0])
+
+
+def _check_leaf_hashes(bundle: _Bundle, hashes: list[bytes]) -> None:
+    """Tell a tampered leaf from a tampered tile before anything derived from them is checked.
+
+    A leaf whose hash differs from the one its level-0 tile stores is blamed on the bundle
+    only if that tile is intact (its upper nodes still fold from its bottom row); otherwise
+    the tile row is the one that changed.
+    """
+    tile_name = f"ledger_tiles row id={tile_key(0, bundle.id)} (tile 0/{bundle.id})"
+    if bundle.tile is None:
+        raise LedgerCorrupt(f"{tile_name} is missing")
+    width, blob = bundle.tile
+    if width != len(hashes) or len(blob) != tile_hash_count(width) * HASH_SIZE:
+        raise LedgerCorrupt(f"{tile_name} does not match the leaves")
+    stored = bottom_row(blob, width)
+    if stored == hashes:
+        return
+    if build_tile(stored) != blob:
+        raise LedgerCorrupt(f"{tile_name} does not match the leaves")
+    i = next(i for i, (a, b) in enumerate(zip(stored, hashes, strict=True)) if a != b)
+    raise LedgerCorrupt(
+        f"ledger_bundles row id={bundle.id} (leaf {bundle.id * BUNDLE_SIZE + i})"
+        f" does not hash to the leaf hash stored in {tile_name}"
+    )
 
 
 async def _checkpoints(db: Database) -> list[tuple[int, bytes, str]]:
@@ -116,20 +161,22 @@ async def verify_ledger(
 
     expected_bundle = 0
     documents = DocumentCheck(db)
-    async for bundle_id, width, data in _bundles(db):
+    async for bundle in _bundles(db):
+        bundle_id, width = bundle.id, bundle.width
         if bundle_id != expected_bundle:
             raise LedgerCorrupt(f"ledger_bundles row id={expected_bundle} is missing")
         try:
-            entries = decode_bundle(data)
+            entries = decode_bundle(bundle.data)
         except ValueError as exc:
             raise LedgerCorrupt(f"ledger_bundles row id={bundle_id}: {exc}") from None
         if len(entries) != width or (
             width != BUNDLE_SIZE and bundle_id * BUNDLE_SIZE + width != total
         ):
             raise LedgerCorrupt(f"ledger_bundles row id={bundle_id}: wrong number of entries")
-        first = bundle_id * BUNDLE_SIZE
-        await documents.check_leaves(first, entries)
-        await feed([leaf_hash(e) for e in entries])
+        hashes = [leaf_hash(e) for e in entries]
+        _check_leaf_hashes(bundle, hashes)
+        await documents.check_leaves(bundle_id * BUNDLE_SIZE, entries)
+        await feed(hashes)
         expected_bundle += 1
         if progress:
             progress(size, total)

@@ -1,0 +1,180 @@
+"""A ledger writer run as its own OS process by the concurrency and crash tests.
+
+The tests run it by path; `python -m tests.ledger.appender` works from the repository root.
+
+    python -m tests.ledger.appender concurrent DB_URL KEY_FILE ORIGIN OUT.json NAME SEED
+    python -m tests.ledger.appender crash DB_URL KEY_FILE ORIGIN BATCH ACKS PAUSE_AT
+
+`concurrent` sets up, prints "ready", waits for a line on stdin (the start signal shared by
+every process), runs many tasks that submit small batches at once through one Sequencer,
+and writes what each submission was acknowledged with to OUT.json, with the monotonic
+(system-wide) clock at the start signal and at the end.
+
+`crash` appends batches of BATCH entries forever, one after the other, and prints
+"ack <first_index> <count> <size>" on stdout once a batch is committed. After ACKS acks,
+when the integrating transaction is about to write to table PAUSE_AT (ledger_tiles,
+ledger_bundles or ledger_checkpoints), it prints "paused <table>" and stops there, inside
+the open transaction, until killed; PAUSE_AT "none" never stops. Entry data is a function
+of the leaf index (`crash_entry`), so a reader can check it.
+"""
+
+import asyncio
+import json
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from hub.db import Database, Sql
+from hub.keys import load_log_signer
+from hub.ledger.sequencer import Sequencer, Staged
+
+TASKS = 20
+SUBMISSIONS = 10
+_TABLE = re.compile(r"INSERT INTO (\w+)")
+
+
+def concurrent_entry(name: str, task: int, submission: int, n: int) -> bytes:
+    return f"{name}/{task}/{submission}/{n}".encode()
+
+
+def crash_entry(index: int) -> bytes:
+    return f"crash-test leaf {index:08d}".encode()
+
+
+class Entries:
+    """Appends fixed entries and remembers the index the first one got."""
+
+    def __init__(self, entries: list[bytes]) -> None:
+        self.entries = entries
+        self.first_index = -1
+
+    async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
+        self.first_index = first_index
+        return Staged(entries=list(self.entries))
+
+
+class IndexedEntries:
+    """Appends `count` entries whose data is derived from the index each one gets."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.first_index = -1
+
+    async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
+        self.first_index = first_index
+        return Staged(entries=[crash_entry(first_index + i) for i in range(self.count)])
+
+
+class PausingSql(Sql):
+    """Stops before a write to `pause_at` once armed, so the test can kill mid-transaction."""
+
+    pause_at = "none"
+    armed = False
+
+    async def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._maybe_pause(query)
+        await super().execute_many(query, rows)
+
+    async def execute(self, query: str, params: Sequence[Any] = ()) -> None:
+        self._maybe_pause(query)
+        await super().execute(query, params)
+
+    def _maybe_pause(self, query: str) -> None:
+        found = _TABLE.search(query)
+        if PausingSql.armed and found and found.group(1) == PausingSql.pause_at:
+            _say(f"paused {PausingSql.pause_at}")
+            sys.stdin.readline()  # blocks the whole process, transaction open; never answered
+            os._exit(3)  # the test should have killed us; leave without committing
+
+
+class PausingDatabase(Database):
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Sql]:
+        async with super().transaction() as sql:
+            yield PausingSql(sql.client, sql.postgres)
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def run_concurrent(
+    url: str, key_file: str, origin: str, out: str, name: str, seed: int
+) -> None:
+    db = Database(url)
+    await db.open()
+    try:
+        seq = Sequencer(db, load_log_signer(Path(key_file)), origin)
+        await seq.ensure_head()
+        rng = random.Random(seed)
+        plans = [[rng.randint(1, 5) for _ in range(SUBMISSIONS)] for _ in range(TASKS)]
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        started = time.monotonic()
+
+        async def task(t: int) -> list[dict[str, Any]]:
+            acks = []
+            for s, count in enumerate(plans[t]):
+                sub = Entries([concurrent_entry(name, t, s, n) for n in range(count)])
+                head = await seq.submit(sub)
+                acks.append(
+                    {
+                        "task": t,
+                        "submission": s,
+                        "first_index": sub.first_index,
+                        "count": count,
+                        "size": head.size,
+                        "root": head.root.hex(),
+                        "note": head.note,
+                    }
+                )
+            return acks
+
+        results = await asyncio.gather(*(task(t) for t in range(TASKS)))
+        report = {
+            "started": started,
+            "finished": time.monotonic(),
+            "acks": [a for acks in results for a in acks],
+        }
+        Path(out).write_text(json.dumps(report))
+    finally:
+        await db.close()
+
+
+async def run_crash(
+    url: str, key_file: str, origin: str, batch: int, acks: int, pause_at: str
+) -> None:
+    db = PausingDatabase(url)
+    await db.open()
+    seq = Sequencer(db, load_log_signer(Path(key_file)), origin)
+    PausingSql.pause_at = pause_at
+    done = 0
+    while True:
+        sub = IndexedEntries(batch)
+        head = await seq.submit(sub)
+        _say(f"ack {sub.first_index} {batch} {head.size}")
+        done += 1
+        PausingSql.armed = done >= acks
+
+
+def main(argv: list[str]) -> None:
+    mode, url, key_file, origin, *rest = argv
+    if mode == "concurrent":
+        out, name, seed = rest
+        asyncio.run(run_concurrent(url, key_file, origin, out, name, int(seed)))
+    elif mode == "crash":
+        batch, acks, pause_at = rest
+        asyncio.run(run_crash(url, key_file, origin, int(batch), int(acks), pause_at))
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
