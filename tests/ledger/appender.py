@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -98,6 +99,25 @@ class PausingDatabase(Database):
     async def transaction(self) -> AsyncIterator[Sql]:
         async with super().transaction() as sql:
             yield PausingSql(sql.client, sql.postgres)
+
+
+def hub_ledger_verify(
+    database_url: str, key: Path, tmp_path: Path, origin: str = "test.example/log"
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_LOG_KEY_FILE": str(key),
+        "HUB_ORIGIN": origin,
+        "HUB_DATA_DIR": str(tmp_path / "var"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli", "ledger", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _say(line: str) -> None:

@@ -15,7 +15,7 @@ from hub.ledger.audit import verify_ledger
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import decode_bundle, read_head
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
-from tests.ledger.appender import IndexedEntries, crash_entry
+from tests.ledger.appender import IndexedEntries, crash_entry, hub_ledger_verify
 
 ORIGIN = "test.example/log"
 APPENDER = Path(__file__).with_name("appender.py")
@@ -75,25 +75,6 @@ def run_and_kill(database_url: str, key: Path, pause_at: str) -> list[tuple[int,
             if stream is not None:
                 stream.close()
     return acks
-
-
-def hub_ledger_verify(
-    database_url: str, key: Path, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": database_url,
-        "HUB_LOG_KEY_FILE": str(key),
-        "HUB_ORIGIN": ORIGIN,
-        "HUB_DATA_DIR": str(tmp_path / "var"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "hub.cli", "ledger", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,6 @@
 """Change one byte of the stored ledger and the audit fails naming the row that changed."""
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from hub.ledger.note import Verifier
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import BUNDLE_SIZE
 from hub.ledger.tiles import tile_key
+from tests.ledger.appender import hub_ledger_verify
 
 ORIGIN = "test.example/log"
 DOCUMENTS = 1000
@@ -149,25 +147,6 @@ TAMPERS: dict[str, Tamper] = {
 }
 # Run through the command too (one process each, so only the cases the issue names).
 CLI_CASES = {"leaf", "leaf hash", "document body"}
-
-
-def hub_ledger_verify(
-    database_url: str, key: Path, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": database_url,
-        "HUB_LOG_KEY_FILE": str(key),
-        "HUB_ORIGIN": ORIGIN,
-        "HUB_DATA_DIR": str(tmp_path / "var"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "hub.cli", "ledger", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def _audit_error(db: Database, verifier: Verifier) -> str:
