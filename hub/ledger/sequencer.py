@@ -6,7 +6,8 @@ caller is answered only once its entries are covered by a stored, signed checkpo
 """
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,6 +32,16 @@ class Staged:
     writes: list[tuple[str, Sequence[Sequence[Any]]]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Integrated:
+    """What one committed integration did, for an observer (metrics)."""
+
+    submissions: int
+    entries: int
+    seconds: float
+    tree_size: int
+
+
 class Submission(Protocol):
     async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
         """Decide, under the ledger lock, what to append. Must not write; may read.
@@ -42,10 +53,17 @@ class Submission(Protocol):
 
 
 class Sequencer:
-    def __init__(self, db: Database, signer: Signer, origin: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        signer: Signer,
+        origin: str,
+        observer: Callable[[Integrated], None] | None = None,
+    ) -> None:
         self.db = db
         self.signer = signer
         self.origin = origin
+        self.observer = observer
         self._pending: list[tuple[Submission, asyncio.Future[SignedHead]]] = []
         self._runner: asyncio.Task[None] | None = None
 
@@ -78,6 +96,7 @@ class Sequencer:
                     raise
 
     async def _integrate(self, group: list[tuple[Submission, asyncio.Future[SignedHead]]]) -> None:
+        started = time.perf_counter()
         accepted: list[asyncio.Future[SignedHead]] = []
         async with self.db.transaction() as sql:
             await lock_ledger(sql)
@@ -104,3 +123,7 @@ class Sequencer:
         for future in accepted:
             if not future.done():
                 future.set_result(head)
+        if self.observer is not None:  # after the answers: an observer never delays or fails one
+            self.observer(
+                Integrated(len(group), len(entries), time.perf_counter() - started, head.size)
+            )

@@ -15,21 +15,21 @@ from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import Checkpoint, format_checkpoint
 from hub.ledger.note import Signer, sign_note
 from hub.ledger.tiles import (
+    TILE_HEIGHT,
     TILE_WIDTH,
     NodeId,
     append_leaves,
     consistency_ranges,
     edge_tiles,
     inclusion_ranges,
-    node_in_tile,
-    nodes_for,
+    level_offsets,
     range_hash,
     split_tile_key,
+    subtrees,
     tile_key,
-    tile_of,
-    tiles_for,
+    tile_need,
 )
-from hub.ledger.tree import EMPTY_ROOT, leaf_hash
+from hub.ledger.tree import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 
 BUNDLE_SIZE = TILE_WIDTH
 # Any constant works; it only has to be the same in every hub process sharing the database.
@@ -158,14 +158,20 @@ def root_from_tiles(size: int, tiles: Mapping[tuple[int, int], tuple[int, bytes]
 
 
 def _node(tiles: Mapping[tuple[int, int], tuple[int, bytes]], node: NodeId) -> bytes:
-    found = tiles.get(tile_of(node))
+    # On every proof's hot path, so the tile arithmetic is inline; corruption is named.
+    level, index = node
+    k = level & (TILE_HEIGHT - 1)
+    shift = TILE_HEIGHT - k
+    key = (level >> 3, index >> shift)
+    found = tiles.get(key)
     if found is None:
-        raise LedgerCorrupt(f"tile {tile_of(node)} holding node {node} is missing")
+        raise LedgerCorrupt(f"tile {key[0]}/{key[1]} holding node {node} is missing")
     width, blob = found
-    try:
-        return node_in_tile(blob, width, node)
-    except KeyError as exc:
-        raise LedgerCorrupt(f"tile {tile_of(node)} is too narrow for node {node}") from exc
+    position = index & ((1 << shift) - 1)
+    if position >= width >> k:
+        raise LedgerCorrupt(f"tile {key[0]}/{key[1]} is too narrow for node {node}")
+    start = (level_offsets(width)[k] + position) * HASH_SIZE
+    return blob[start : start + HASH_SIZE]
 
 
 async def store_checkpoint(
@@ -179,32 +185,46 @@ async def store_checkpoint(
     return SignedHead(size, root, note)
 
 
+def _range_nodes(begin: int, end: int) -> Sequence[NodeId]:
+    # Most proof ranges are one aligned complete subtree: skip the decomposition for them,
+    # so the memoised one keeps only the few right-edge ranges.
+    count = end - begin
+    if count & (count - 1) == 0 and begin & (count - 1) == 0:
+        level = count.bit_length() - 1
+        return ((level, begin >> level),)
+    return subtrees(begin, end)
+
+
 class TileReader:
-    """Reads tiles for proofs. Full tiles never change, so they are kept in a bounded LRU."""
+    """Reads tiles for proofs, keeping recently read tiles in a bounded LRU.
+
+    A cached tile answers for any node it holds: complete nodes never change, so a tile
+    read at width W serves every later proof that needs no more than W bottom nodes.
+    """
 
     def __init__(self, db: Database, cache_tiles: int = 4096) -> None:
         self.db = db
         self.cache_tiles = cache_tiles
-        self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
 
-    async def tiles(self, wanted: Iterable[tuple[int, int]]) -> TileMap:
+    async def tiles(self, need: Mapping[tuple[int, int], int]) -> TileMap:
+        """Tiles holding at least `need[tile]` bottom nodes, from the cache or the database."""
         found: TileMap = {}
         missing = []
-        for key in wanted:
-            blob = self._cache.get(key)
-            if blob is None:
+        for key, width in need.items():
+            cached = self._cache.get(key)
+            if cached is None or cached[0] < width:
                 missing.append(key)
             else:
                 self._cache.move_to_end(key)
-                found[key] = (TILE_WIDTH, blob)
+                found[key] = cached
         if missing:
             fetched = await self._fetch(missing)
             found.update(fetched)
-            for key, (width, blob) in fetched.items():
-                if width == TILE_WIDTH and self.cache_tiles:
-                    self._cache[key] = blob
-            while len(self._cache) > self.cache_tiles:
-                self._cache.popitem(last=False)
+            if self.cache_tiles:
+                self._cache.update(fetched)
+                while len(self._cache) > self.cache_tiles:
+                    self._cache.popitem(last=False)
         return found
 
     async def _fetch(self, wanted: list[tuple[int, int]]) -> TileMap:
@@ -219,9 +239,21 @@ class TileReader:
         return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
 
     async def _hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        nodes = nodes_for(ranges)
-        tiles = await self.tiles(tiles_for(nodes))
-        return [range_hash(b, e, lambda node: _node(tiles, node)) for b, e in ranges]
+        groups = [_range_nodes(begin, end) for begin, end in ranges]
+        need: dict[tuple[int, int], int] = {}
+        for nodes in groups:
+            for node in nodes:
+                tile, width = tile_need(node)
+                if need.get(tile, 0) < width:
+                    need[tile] = width
+        tiles = await self.tiles(need)
+        hashes = []
+        for nodes in groups:
+            acc = _node(tiles, nodes[-1])
+            for node in reversed(nodes[:-1]):
+                acc = node_hash(_node(tiles, node), acc)
+            hashes.append(acc)
+        return hashes
 
     async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return await self._hashes(inclusion_ranges(index, size))
@@ -230,7 +262,7 @@ class TileReader:
         return await self._hashes(consistency_ranges(old_size, new_size))
 
     async def leaf_hash(self, index: int) -> bytes:
-        tiles = await self.tiles([tile_of((0, index))])
+        tiles = await self.tiles(dict([tile_need((0, index))]))
         return _node(tiles, (0, index))
 
 

@@ -9,7 +9,7 @@ the nodes of levels 8L .. 8L+7 whose bottom-row descendants are nodes N*256 .. N
 level 8L; its width W is how many of those bottom nodes exist. Pure: no I/O.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,7 +45,7 @@ def level_offsets(width: int) -> tuple[int, ...]:
 
 # Proofs decompose the same few right-edge ranges again and again; profiling showed this
 # decomposition, not the database read, dominating a proof's time.
-_subtrees = lru_cache(maxsize=4096)(complete_subtrees)
+subtrees = lru_cache(maxsize=4096)(complete_subtrees)
 
 
 def tile_hash_count(width: int) -> int:
@@ -79,22 +79,13 @@ def bottom_row(blob: bytes, width: int) -> list[bytes]:
     return [blob[i * HASH_SIZE : (i + 1) * HASH_SIZE] for i in range(width)]
 
 
-def tile_of(node: NodeId) -> tuple[int, int]:
-    """The tile (L, N) that stores `node`."""
+def tile_need(node: NodeId) -> tuple[tuple[int, int], int]:
+    """The tile storing `node`, and the bottom width that tile must have to hold it."""
     level, index = node
-    k = level % TILE_HEIGHT
-    return level // TILE_HEIGHT, index >> (TILE_HEIGHT - k)
-
-
-def node_in_tile(blob: bytes, width: int, node: NodeId) -> bytes:
-    """Read `node` out of the blob of the tile that stores it."""
-    level, index = node
-    k = level % TILE_HEIGHT
-    position = index & ((1 << (TILE_HEIGHT - k)) - 1)
-    if position >= width >> k:
-        raise KeyError(f"node {node} is not complete in a tile of width {width}")
-    start = (level_offsets(width)[k] + position) * HASH_SIZE
-    return blob[start : start + HASH_SIZE]
+    k = level & (TILE_HEIGHT - 1)
+    shift = TILE_HEIGHT - k
+    position = index & ((1 << shift) - 1)
+    return (level >> 3, index >> shift), (position + 1) << k
 
 
 def edge_tiles(size: int) -> list[tuple[int, int, int]]:
@@ -182,19 +173,10 @@ def consistency_ranges(old_size: int, new_size: int) -> list[LeafRange]:
     return _subproof_ranges(old_size, 0, new_size, True)
 
 
-def nodes_for(ranges: Iterable[LeafRange]) -> list[NodeId]:
-    """Every stored node that the subtree hashes of `ranges` are folded from."""
-    return [node for begin, end in ranges for node in _subtrees(begin, end)]
-
-
 def range_hash(begin: int, end: int, node: Callable[[NodeId], bytes]) -> bytes:
     """MTH of leaves [begin, end) from stored complete nodes, folding right to left."""
-    parts = _subtrees(begin, end)
+    parts = subtrees(begin, end)
     acc = node(parts[-1])
     for part in reversed(parts[:-1]):
         acc = node_hash(node(part), acc)
     return acc
-
-
-def tiles_for(nodes: Iterable[NodeId]) -> set[tuple[int, int]]:
-    return {tile_of(n) for n in nodes}
