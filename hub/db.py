@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -19,6 +20,9 @@ from tortoise.transactions import in_transaction
 MODELS = ["hub.models"]
 MIGRATIONS = "hub.migrations"
 _PLACEHOLDER = re.compile(r"\?")
+# Not the ledger's integration lock (hub.ledger.storage): "LHMIGRAT".
+MIGRATION_LOCK_KEY = 0x4C484D4947524154
+_POOL_OPTIONS = {"minsize", "maxsize", "max_queries", "max_inactive_connection_lifetime", "schema"}
 
 
 def tortoise_config(url: str) -> dict[str, Any]:
@@ -86,18 +90,25 @@ class Database:
         self.url = url
         self.postgres = url.startswith(("postgres://", "postgresql://", "asyncpg://"))
         self._reader: sqlite3.Connection | None = None
+        self._read_pool: Any = None
 
     async def open(self) -> None:
         path = sqlite_path(self.url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        await Tortoise.init(config=tortoise_config(self.url))
+        # Tortoise keeps its state in a contextvar; uvicorn opens the database in its
+        # lifespan task, so requests (other tasks) find it only through the global fallback.
+        await Tortoise.init(config=tortoise_config(self.url), _enable_global_fallback=True)
 
     async def close(self) -> None:
+        if self._read_pool is not None:
+            await self._read_pool.close()
+            self._read_pool = None
         if self._reader is not None:
             self._reader.close()
             self._reader = None
-        await connections.close_all()
+        # Also clears the global fallback, so the next open() in this process may set it.
+        await Tortoise.close_connections()
 
     @property
     def sql(self) -> Sql:
@@ -123,6 +134,21 @@ class Database:
             )
         return self._reader
 
+    async def postgres_reader(self) -> Any:
+        """An asyncpg pool of its own for point reads on PostgreSQL (proofs).
+
+        Going through tortoise's client costs about three times the round trip itself
+        here, and proofs are the hottest read the hub serves.
+        """
+        if not self.postgres:
+            return None
+        if self._read_pool is None:
+            import asyncpg
+
+            dsn = "postgresql://" + self.url.split("://", 1)[1]
+            self._read_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        return self._read_pool
+
 
 async def migrate(url: str) -> None:
     """Apply tortoise's migrations (`hub migrate`; `hub serve` runs it on start)."""
@@ -131,8 +157,32 @@ async def migrate(url: str) -> None:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    await run_migrations(config=tortoise_config(url))
-    await connections.close_all()
+    async with _migration_lock(url):
+        await run_migrations(config=tortoise_config(url))
+        await connections.close_all()
+
+
+def _libpq_url(url: str) -> str:
+    """The URL for a plain asyncpg connection: tortoise's pool options removed."""
+    parts = urlsplit("postgresql://" + url.split("://", 1)[1])
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in _POOL_OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@asynccontextmanager
+async def _migration_lock(url: str) -> AsyncIterator[None]:
+    """On PostgreSQL, one migrator at a time: replicas starting together would race."""
+    if not url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+        yield  # SQLite's single writer already serialises the migrations
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(_libpq_url(url))
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        yield
+    finally:
+        await conn.close()  # ends the session, which releases the lock
 
 
 # For `make migrations` (tortoise makemigrations compares the models with the migrations).

@@ -228,10 +228,16 @@ class TileReader:
         return found
 
     async def _fetch(self, wanted: list[tuple[int, int]]) -> TileMap:
+        keys = [tile_key(level, index) for level, index in wanted]
+        pool = await self.db.postgres_reader()
+        if pool is not None:
+            rows = await pool.fetch(
+                "SELECT id, width, hashes FROM ledger_tiles WHERE id = ANY($1::bigint[])", keys
+            )
+            return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
         reader = self.db.sqlite_reader()
         if reader is None:
             return await fetch_tiles(self.db.sql, wanted)
-        keys = [tile_key(level, index) for level, index in wanted]
         rows = reader.execute(
             f"SELECT id, width, hashes FROM ledger_tiles WHERE id IN ({_in_list(len(keys))})",
             keys,
