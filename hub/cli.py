@@ -124,7 +124,7 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
         await db.close()
     print(
         f"ledger OK: {report.size} leaves, {report.checkpoints} checkpoints, "
-        f"{report.documents} documents verified"
+        f"{report.documents} documents and {report.governance} access/grant rows verified"
     )
     return 0
 
@@ -167,10 +167,13 @@ async def cmd_proof_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
     import uvicorn
 
     from hub.app import create_app
     from hub.keys import create_log_key
+    from hub.logging import log_config
 
     if settings.prod:
         if not settings.log_key_path.exists() or not settings.jwt_key_path.exists():
@@ -186,9 +189,12 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         create_app(settings),
         host=args.host,
         port=args.port,
+        log_config=log_config(),
         log_level="info",
         timeout_graceful_shutdown=20,
     )
+    # uvicorn drains, then raises the SIGTERM it caught again; a drained stop exits 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     await uvicorn.Server(config).serve()
     return 0
 

@@ -6,12 +6,18 @@ is compared with what it must be. The first row that differs is named. Memory ho
 the right edge of the tree and one page of rows at a time.
 """
 
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hub.db import Database
-from hub.documents.canonical import body_digest, document_leaf_data
+from hub.documents.canonical import (
+    access_leaf_data,
+    body_digest,
+    document_leaf_data,
+    grant_leaf_data,
+)
 from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.note import NoteError, Verifier
@@ -37,6 +43,7 @@ class AuditReport:
     size: int
     checkpoints: int
     documents: int
+    governance: int  # access and grant rows checked against their leaves
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,7 @@ async def verify_ledger(
             size += len(chunk)
 
     expected_bundle = 0
-    documents = DocumentCheck(db)
+    checks = row_checks(db)
     async for bundle in _bundles(db):
         bundle_id, width = bundle.id, bundle.width
         if bundle_id != expected_bundle:
@@ -175,7 +182,8 @@ async def verify_ledger(
             raise LedgerCorrupt(f"ledger_bundles row id={bundle_id}: wrong number of entries")
         hashes = [leaf_hash(e) for e in entries]
         _check_leaf_hashes(bundle, hashes)
-        await documents.check_leaves(bundle_id * BUNDLE_SIZE, entries)
+        for check in checks:
+            await check.check_leaves(bundle_id * BUNDLE_SIZE, entries)
         await feed(hashes)
         expected_bundle += 1
         if progress:
@@ -194,8 +202,9 @@ async def verify_ledger(
         raise LedgerCorrupt(
             f"ledger_tiles holds {int(extra[0][0])} rows, a tree of {size} has {expected_tiles}"
         )
-    await documents.finish()
-    return AuditReport(size, len(checkpoints), documents.count)
+    for check in checks:
+        await check.finish()
+    return AuditReport(size, len(checkpoints), checks[0].count, checks[1].count + checks[2].count)
 
 
 def _tile_count(size: int) -> int:
@@ -206,44 +215,73 @@ def _tile_count(size: int) -> int:
     return count
 
 
-class DocumentCheck:
-    """Merge-joins document rows (by leaf index) with the leaves as they stream past."""
+Row = tuple[Any, ...]
 
-    def __init__(self, db: Database) -> None:
+
+class RowCheck:
+    """Merge-joins one table's rows (by leaf index) with the leaves as they stream past.
+
+    `query` selects the row id first and the leaf index second, takes the last leaf index
+    seen and a page size as parameters, and orders by leaf index. `expect` rebuilds the
+    leaf data a row stands for; `problem` names anything else wrong with the row.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        table: str,
+        query: str,
+        expect: Callable[[Row], bytes],
+        problem: Callable[[Row], str | None] = lambda row: None,
+    ) -> None:
         self.db = db
+        self.table = table
+        self.query = query
+        self.expect = expect
+        self.problem = problem
         self.count = 0
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[Row] = []
         self._after = -1
         self._exhausted = False
 
     async def _fill(self) -> None:
         if self._rows or self._exhausted:
             return
-        rows = await self.db.sql.fetch(
-            "SELECT id, issuer, type, doc_id, version, digest, issued_at, leaf_index, body, salt"
-            " FROM documents WHERE leaf_index > ? ORDER BY leaf_index LIMIT ?",
-            [self._after, PAGE_ROWS],
-        )
-        self._rows = [tuple(r) for r in rows]
-        self._rows.reverse()  # pop() from the end takes the lowest leaf index
+        rows = await self.db.sql.fetch(self.query, [self._after, PAGE_ROWS])
+        self._rows = [tuple(r) for r in reversed(rows)]  # pop() takes the lowest index
         if rows:
-            self._after = int(rows[-1][7])
+            self._after = int(rows[-1][1])
         self._exhausted = len(rows) < PAGE_ROWS
 
     async def check_leaves(self, first: int, entries: list[bytes]) -> None:
         while True:
             await self._fill()
-            if not self._rows or int(self._rows[-1][7]) >= first + len(entries):
+            if not self._rows or int(self._rows[-1][1]) >= first + len(entries):
                 return
             row = self._rows.pop()
-            index = int(row[7])
+            index = int(row[1])
             if index < first:
-                raise LedgerCorrupt(f"documents row id={row[0]} points at a missing leaf")
-            self._check(row, entries[index - first])
+                raise LedgerCorrupt(f"{self.table} row id={row[0]} points at a missing leaf")
+            if self.expect(row) != entries[index - first]:
+                raise LedgerCorrupt(f"{self.table} row id={row[0]}: does not match its leaf")
+            found = self.problem(row)
+            if found:
+                raise LedgerCorrupt(f"{self.table} row id={row[0]}: {found}")
+            self.count += 1
 
-    def _check(self, row: tuple[Any, ...], leaf: bytes) -> None:
-        row_id, issuer, type_, doc_id, version, digest, issued_at, _, body, salt = row
-        expected = document_leaf_data(
+    async def finish(self) -> None:
+        await self._fill()
+        if self._rows:
+            raise LedgerCorrupt(f"{self.table} row id={self._rows[-1][0]} points past the ledger")
+
+
+def row_checks(db: Database) -> list[RowCheck]:
+    """The tables whose rows each stand for one leaf: documents, access events, grants."""
+    page = " WHERE {index} > ? ORDER BY {index} LIMIT ?"
+
+    def document(row: Row) -> bytes:
+        _, _, issuer, type_, doc_id, version, digest, issued_at, _, _ = row
+        return document_leaf_data(
             issuer=issuer,
             type=type_,
             id=doc_id,
@@ -251,15 +289,65 @@ class DocumentCheck:
             digest=bytes(digest),
             issued_at=issued_at,
         )
-        if expected != leaf:
-            raise LedgerCorrupt(f"documents row id={row_id}: does not match its leaf")
+
+    def body_problem(row: Row) -> str | None:
+        digest, body, salt = row[6], row[8], row[9]
         if body is not None and (
             salt is None or body_digest(bytes(salt), body.encode()) != bytes(digest)
         ):
-            raise LedgerCorrupt(f"documents row id={row_id}: body does not match its digest")
-        self.count += 1
+            return "body does not match its digest"
+        return None
 
-    async def finish(self) -> None:
-        await self._fill()
-        if self._rows:
-            raise LedgerCorrupt(f"documents row id={self._rows[-1][0]} points past the ledger")
+    def access(row: Row) -> bytes:
+        _, _, agency, issuer, type_, doc_id, version, purpose, at = row
+        return access_leaf_data(
+            agency=agency,
+            issuer=issuer,
+            type=type_,
+            id=doc_id,
+            version=int(version),
+            purpose=purpose,
+            at=at,
+        )
+
+    def grant(row: Row) -> bytes:
+        _, _, agency, type_, issuers, view, purpose, valid_from, valid_until = row
+        return grant_leaf_data(
+            id=row[0],
+            agency=agency,
+            type=type_,
+            issuers=json.loads(issuers) if isinstance(issuers, str) else issuers,
+            view=view,
+            purpose=purpose,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            action="create",
+            at=valid_from,
+        )
+
+    return [
+        RowCheck(
+            db,
+            "documents",
+            "SELECT id, leaf_index, issuer, type, doc_id, version, digest, issued_at, body, salt"
+            " FROM documents" + page.format(index="leaf_index"),
+            document,
+            body_problem,
+        ),
+        RowCheck(
+            db,
+            "access_events",
+            "SELECT a.id, a.leaf_index, a.agency, d.issuer, d.type, d.doc_id, d.version,"
+            " a.purpose, a.at FROM access_events a JOIN documents d ON d.id = a.document_id"
+            + page.format(index="a.leaf_index"),
+            access,
+        ),
+        # A grant row carries the leaf of its creation; a revocation's leaf has no row.
+        RowCheck(
+            db,
+            "grants",
+            "SELECT id, leaf_index, agency, type, issuers, view, purpose, valid_from, valid_until"
+            " FROM grants" + page.format(index="leaf_index"),
+            grant,
+        ),
+    ]
