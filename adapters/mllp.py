@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from hl7.mllp import HL7StreamReader, HL7StreamWriter, InvalidBlockError, start_hl7_server
 
+from adapters.group_commit import GroupCommit
 from adapters.hl7v2 import (
     APPLICATION_ERROR,
     DEFAULT_OFFSET,
@@ -75,6 +76,8 @@ class Hl7Intake:
         self.source = source
         self.on_enqueued = on_enqueued
         self.default_offset = default_offset
+        # Messages from all connections share durable commits (AA after each one's own).
+        self._commits = GroupCommit(outbox)
 
     async def accept_bytes(self, data: bytes) -> tuple[bytes, list[Outcome]]:
         """One MLLP block (a message or a batch) in; the reply bytes and outcomes out."""
@@ -118,7 +121,7 @@ class Hl7Intake:
             raw=message.encode("utf-8"),
         )
         try:
-            (result,) = await asyncio.to_thread(self.outbox.enqueue, [document])
+            (result,) = await self._commits.enqueue([document])
         except Exception:
             log.exception("could not store message %s in the outbox", dft.control_id)
             failure = Hl7Error(

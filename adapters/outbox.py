@@ -2,8 +2,10 @@
 
 One SQLite file (stdlib sqlite3, WAL, ``synchronous=FULL``), local to the hospital.
 ``enqueue`` returns only after its transaction is on disk, so an HL7 AA or an HTTP 2xx
-sent after it survives a crash. Items are delivered in the order they were accepted,
-which keeps a correction behind the version it supersedes.
+sent after it survives a crash. Delivery's bookkeeping (attempts, delivered and dead
+marks, the status line) is committed without waiting for the disk: what a power cut
+takes back is sent again, and the hub answers DUPLICATE. Items are delivered in the
+order they were accepted, which keeps a correction behind the version it supersedes.
 
 Dead letters are of two kinds: documents the hub REJECTED (kept whole, so an operator
 can requeue them once the cause is fixed) and messages refused at the door (HL7 AE/AR,
@@ -199,8 +201,8 @@ class Outbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+    def _transaction(self, *, durable: bool = True) -> _Transaction:
+        return _Transaction(self._db, self._lock, durable)
 
     # ------------------------------------------------------------------ accepting
 
@@ -298,7 +300,7 @@ class Outbox:
         ]
 
     def record_attempt(self, seqs: Iterable[int]) -> None:
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.executemany(
                 "UPDATE documents SET attempts = attempts + 1 WHERE seq = ?",
                 [(seq,) for seq in seqs],
@@ -307,7 +309,7 @@ class Outbox:
     def mark_delivered(self, delivered: Iterable[tuple[int, str, int | None]]) -> None:
         """``(seq, CREATED | DUPLICATE, leaf index)`` per delivered document."""
         now = _now()
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.executemany(
                 "UPDATE documents SET state = 'delivered', finished_at = ?, result = ?,"
                 " leaf_index = ?, error_code = NULL, error_message = NULL"
@@ -318,7 +320,7 @@ class Outbox:
     def mark_dead(self, dead: Iterable[tuple[int, str, str]]) -> None:
         """``(seq, error code, message)`` per document the hub rejected."""
         now = _now()
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.executemany(
                 "UPDATE documents SET state = 'dead', finished_at = ?, result = 'REJECTED',"
                 " error_code = ?, error_message = ? WHERE seq = ? AND state = 'queued'",
@@ -407,7 +409,7 @@ class Outbox:
                 "lastSuccessAt": state.last_success_at,
             }
         )
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             db.execute(
                 "INSERT INTO state (name, value) VALUES ('delivery', ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -430,17 +432,24 @@ class Outbox:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the connection lock; rollback on error."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the connection lock; rollback on error.
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+    Not ``durable``: committed without waiting for the disk (``synchronous=NORMAL``; WAL
+    keeps it atomic and ordered, the next durable commit flushes it too)."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, durable: bool) -> None:
         self._db = db
         self._lock = lock
+        self._durable = durable
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
         try:
+            if not self._durable:
+                self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("BEGIN IMMEDIATE")
         except BaseException:
+            self._restore()
             self._lock.release()
             raise
         return self._db
@@ -449,7 +458,12 @@ class _Transaction:
         try:
             self._db.execute("COMMIT" if kind is None else "ROLLBACK")
         finally:
+            self._restore()
             self._lock.release()
+
+    def _restore(self) -> None:
+        if not self._durable:
+            self._db.execute("PRAGMA synchronous = FULL")
 
 
 def _content(item: NewDocument) -> tuple[str, str]:

@@ -1,0 +1,69 @@
+"""Group commit for the outbox: many senders, one durable transaction at a time.
+
+A durable SQLite commit waits for the disk (an fsync, milliseconds), whatever it holds.
+Committing each message on its own caps intake at one message per fsync; here a message
+that arrives while a commit is on its way waits for the next one, which takes every
+message that has arrived since. Each caller returns only once its own message is
+committed, so an AA still follows the commit; nothing waits on a timer, so a lone
+message is committed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from adapters.outbox import Enqueued, NewDocument, Outbox
+
+__all__ = ["GroupCommit"]
+
+_Pending = tuple[Sequence[NewDocument], asyncio.Future[list[Enqueued]]]
+
+
+class GroupCommit:
+    """``enqueue`` for coroutines of one event loop; ``max_items`` bounds a transaction."""
+
+    def __init__(self, outbox: Outbox, *, max_items: int = 1000) -> None:
+        self.outbox = outbox
+        self.max_items = max_items
+        self._pending: list[_Pending] = []
+        self._committing: asyncio.Task[None] | None = None
+
+    async def enqueue(self, documents: Sequence[NewDocument]) -> list[Enqueued]:
+        """Store ``documents`` (in one transaction with whatever else is waiting); one
+        result each, as Outbox.enqueue gives them. Raises what the commit raised."""
+        future: asyncio.Future[list[Enqueued]] = asyncio.get_running_loop().create_future()
+        self._pending.append((documents, future))
+        if self._committing is None:
+            self._committing = asyncio.create_task(self._commit_all())
+        # Shielded: a sender that hangs up does not cancel the commit of the others.
+        return await asyncio.shield(future)
+
+    async def _commit_all(self) -> None:
+        try:
+            while self._pending:
+                group = self._take()
+                items = [document for documents, _ in group for document in documents]
+                try:
+                    results = await asyncio.to_thread(self.outbox.enqueue, items)
+                except Exception as error:
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                start = 0
+                for documents, future in group:
+                    if not future.done():
+                        future.set_result(results[start : start + len(documents)])
+                    start += len(documents)
+        finally:
+            self._committing = None
+
+    def _take(self) -> list[_Pending]:
+        group: list[_Pending] = []
+        size = 0
+        while self._pending and (not group or size + len(self._pending[0][0]) <= self.max_items):
+            pending = self._pending.pop(0)
+            group.append(pending)
+            size += len(pending[0])
+        return group

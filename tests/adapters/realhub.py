@@ -1,0 +1,167 @@
+"""A real hub for the adapter tests: `hub serve` in a subprocess, set up with the CLI.
+
+RealHub.create runs `hub keys init`, registers one hospital with its Ed25519 key and
+`--signatures-required`, and issues it a token, all as an operator would. start() serves
+on a fixed port (so a restart keeps the adapter's URL) and returns once /readyz answers;
+kill() is SIGKILL. Reads go through the public contract: GraphQL as the hospital and
+GET /log/checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from adapters.signing import Signer
+
+_SCRIPT = Path(sys.executable).with_name("hub")
+HUB = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "hub.cli"]
+HOSPITAL = "hosp-real"
+
+DOCUMENTS = """
+query($after: String) {
+  documents(first: 100, after: $after) {
+    edges { node { id version leafIndex } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RealHub:
+    """One hub (database, keys, data dir) that can be started, killed and started again."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, signer: Signer, token: str) -> None:
+        self.env = env
+        self.workdir = workdir
+        self.signer = signer  # the key registered for HOSPITAL
+        self.token = token
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @classmethod
+    def create(cls, database_url: str, workdir: Path, **env: str) -> RealHub:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        full = {
+            **base,
+            "HUB_DATABASE_URL": database_url,
+            "HUB_DATA_DIR": str(workdir),
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        signer = Signer.generate()
+        public = workdir / "hospital.pub.pem"
+        public.write_bytes(signer.public_key_pem())
+        run(full, "keys", "init")
+        # The token needs only the JWT key: issue it while the institution is registered.
+        add = _spawn(
+            full,
+            *("institution", "add", "--id", HOSPITAL, "--name", "Real Hospital"),
+            *("--kind", "hospital", "--key", str(public), "--signatures-required"),
+        )
+        token = run(
+            full, "token", "issue", "--role", "hospital", "--sub", "his", "--inst", HOSPITAL
+        )
+        _finish(add)
+        return cls(full, workdir, signer, token.strip())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        assert self.process is None, "already running"
+        self.starts += 1
+        log = open(self.workdir / f"serve-{self.starts}.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [*HUB, "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"hub serve exited {self.process.returncode}: {self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"hub not ready in {timeout} s: {self.log()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, whatever was in flight."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def log(self) -> str:
+        return (self.workdir / f"serve-{self.starts}.log").read_text(errors="replace")[-2000:]
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.url}/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
+        answer: dict[str, Any] = response.json()
+        assert not answer.get("errors"), answer["errors"]
+        return answer["data"]
+
+    def anchored(self) -> dict[str, list[tuple[int, int]]]:
+        """Every document of the hospital: id -> [(version, leaf index)]."""
+        found: dict[str, list[tuple[int, int]]] = {}
+        after = None
+        while True:
+            page = self.graphql(DOCUMENTS, {"after": after})["documents"]
+            for edge in page["edges"]:
+                node = edge["node"]
+                found.setdefault(node["id"], []).append((node["version"], node["leafIndex"]))
+            if not page["pageInfo"]["hasNextPage"]:
+                return found
+            after = page["pageInfo"]["endCursor"]
+
+    def tree_size(self) -> int:
+        note = httpx.get(f"{self.url}/log/checkpoint", timeout=10).text
+        return int(note.splitlines()[1])
+
+    def close(self) -> None:
+        self.kill()
+
+
+def run(env: dict[str, str], *args: str) -> str:
+    return _finish(_spawn(env, *args))
+
+
+def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*HUB, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(process: subprocess.Popen[str]) -> str:
+    out, err = process.communicate(timeout=60)
+    if process.returncode != 0:
+        raise AssertionError(f"{process.args!r}: exit {process.returncode}: {err.strip()}")
+    return out

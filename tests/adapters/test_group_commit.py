@@ -1,0 +1,74 @@
+import asyncio
+from pathlib import Path
+
+from adapters.group_commit import GroupCommit
+from adapters.outbox import Enqueued, NewDocument, Outbox
+from hub.documents.demo_data import demo_invoices
+from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
+
+
+def doc(key: str, body: dict) -> NewDocument:
+    return NewDocument(key, INVOICE_TYPE, invoice_document_id(body), body, "test")
+
+
+class CountingOutbox(Outbox):
+    """Records the size of every enqueue transaction."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.transactions: list[int] = []
+
+    def enqueue(self, items: list[NewDocument]) -> list[Enqueued]:  # type: ignore[override]
+        self.transactions.append(len(items))
+        return super().enqueue(items)
+
+
+async def test_concurrent_senders_share_transactions_and_get_their_own_results(
+    tmp_path: Path,
+) -> None:
+    outbox = CountingOutbox(tmp_path / "outbox.db")
+    commits = GroupCommit(outbox)
+    bodies = demo_invoices(40, seed=3)
+    documents = [doc(f"k{n}", body) for n, body in enumerate(bodies)]
+    # the same key and content twice, and a key reused for other content
+    documents += [doc("k0", bodies[0]), doc("k1", bodies[2])]
+    results = await asyncio.gather(*(commits.enqueue([d]) for d in documents))
+    statuses = [result.status for (result,) in results]
+    assert statuses == ["new"] * 40 + ["duplicate", "conflict"]
+    assert [result.seq for (result,) in results[:40]] == sorted(r.seq for (r,) in results[:40])
+    assert results[40][0].seq == results[0][0].seq
+    # all arrived before the first commit began: one transaction for the lot
+    assert outbox.transactions == [42]
+    assert outbox.counts().queued == 40
+    # once idle, a lone message is committed at once again
+    (late,) = await commits.enqueue([doc("late", demo_invoices(41, seed=3)[40])])
+    assert late.status == "new" and outbox.transactions[-1] == 1
+    outbox.close()
+
+
+async def test_a_failed_commit_fails_every_waiter_and_the_next_one_works(tmp_path: Path) -> None:
+    outbox = CountingOutbox(tmp_path / "outbox.db")
+    commits = GroupCommit(outbox)
+    bodies = demo_invoices(3, seed=4)
+    outbox.close()  # every transaction now fails
+    attempts = await asyncio.gather(
+        *(commits.enqueue([doc(f"k{n}", b)]) for n, b in enumerate(bodies)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(attempt, Exception) for attempt in attempts)
+    reopened = Outbox(tmp_path / "outbox.db")
+    commits.outbox = reopened
+    (result,) = await commits.enqueue([doc("k0", bodies[0])])
+    assert result.status == "new"
+    assert reopened.counts().queued == 1
+    reopened.close()
+
+
+async def test_a_transaction_holds_at_most_max_items(tmp_path: Path) -> None:
+    outbox = CountingOutbox(tmp_path / "outbox.db")
+    commits = GroupCommit(outbox, max_items=10)
+    bodies = demo_invoices(31, seed=5)
+    await asyncio.gather(*(commits.enqueue([doc(f"k{n}", b)]) for n, b in enumerate(bodies)))
+    assert max(outbox.transactions) <= 10
+    assert sum(outbox.transactions) == 31
+    outbox.close()
