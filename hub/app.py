@@ -4,14 +4,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from hub import log_http
 from hub.config import Settings
+from hub.metrics import GraphQLTiming, Metrics, root_fields
 from hub.services import Hub
-from schema.app import graphql_app
+from hub.web.routes import routes as web_routes
+from schema.app import build_schema, graphql_app
 
 
 async def healthz(request: Request) -> Response:
@@ -38,6 +41,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             yield
             return
         started = await Hub.start(settings)
+        metrics.attach(started)
         app.state.hub = started
         try:
             yield
@@ -45,14 +49,20 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             await started.stop()
 
     graphql = graphql_app(prod=settings.prod)
+    metrics = Metrics(root_fields(build_schema(settings.prod).as_str()))
     routes: list[BaseRoute] = [
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics.endpoint),
         *log_http.routes,
+        *web_routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(GraphQLTiming, metrics)]
+    )
     if hub is not None:
+        metrics.attach(hub)
         app.state.hub = hub
     return app
