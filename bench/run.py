@@ -3,6 +3,13 @@
     .venv/bin/python bench/run.py            # full: 10k, 100k, 1M leaves (~5-15 min)
     .venv/bin/python bench/run.py --quick    # smoke: 10k leaves (< 1 min)
     .venv/bin/python bench/run.py --huge     # full, plus the hub at 10M (memory flatness)
+    .venv/bin/python bench/run.py --graphql  # only the GraphQL gateway over HTTP (~5 min)
+    .venv/bin/python bench/run.py --mllp     # only MLLP end to end (bench/mllp.py, ~1 min)
+
+Full and huge modes end with the GraphQL gateway bench (bench/graphql.py): one `hub serve`
+worker on a 1,000,000-entry ledger, load from wrk (or httpx) in other processes. Every
+mode ends with MLLP end to end (bench/mllp.py: HL7 senders -> `hub adapter mllp` ->
+`hub serve` -> signed checkpoint; 20,000 messages, 2,000 in quick mode).
 
 Each (implementation, size) runs in a fresh subprocess, so its peak RSS is its own and
 one crash does not hide the other figures. HUB_BENCH_POSTGRES_URL (an admin URL, e.g.
@@ -164,12 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="smoke run at 10,000 leaves")
     group.add_argument("--huge", action="store_true", help="also the hub at 10,000,000 leaves")
+    group.add_argument(
+        "--graphql", action="store_true", help="only the GraphQL gateway over HTTP at 1,000,000"
+    )
+    group.add_argument("--mllp", action="store_true", help="only MLLP end to end (20,000)")
     parser.add_argument("--out", type=Path, default=OUT, help="where results go")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args.worker)
 
+    if args.graphql:
+        return run_graphql(False, args.out)
+    if args.mllp:
+        return run_mllp(20_000, args.out)
     mode = MODES["quick" if args.quick else "huge" if args.huge else "full"]
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
@@ -226,7 +241,28 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"wrote {args.out / 'results.json'} and {args.out / 'ledger.png'} ({elapsed:.0f} s)")
     for problem in problems:
         progress(f"ERROR: {problem}")
-    return 1 if failed or problems else 0
+    gateway = 0 if mode.name == "quick" else run_graphql(False, args.out)
+    mllp = run_mllp(2_000 if mode.name == "quick" else 20_000, args.out)
+    return 1 if failed or problems or gateway or mllp else 0
+
+
+def run_graphql(quick: bool, out: Path) -> int:
+    """The GraphQL gateway bench; writes out/graphql.json, exit 1 if a target is missed."""
+    from bench import graphql
+
+    return graphql.run(quick, os.environ.get(PG_ENV, ""), out)
+
+
+def run_mllp(messages: int, out: Path) -> int:
+    """bench/mllp.py in a fresh interpreter (it starts the hub and the adapter itself);
+    writes out/mllp.json. Its exit status is 0 when the run completed."""
+    progress(f"[mllp] {messages:,} DFT^P03 messages end to end")
+    script = Path(__file__).resolve().with_name("mllp.py")
+    cmd = [sys.executable, str(script), "--messages", str(messages), "--out", str(out)]
+    code = subprocess.run(cmd, check=False).returncode
+    if code != 0:
+        progress(f"  FAILED: mllp (exit {code})")
+    return code
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ class Settings:
     jwt_key_file: Path | None = None
     max_batch: int = 500
     max_body_bytes: int = 256 * 1024
+    # GraphQL requests per second per principal (per client address without a token),
+    # bursts of twice that; 0 turns the limit off (benchmarks, trusted gateways in front).
+    rate_limit: float = 100.0
 
     @property
     def prod(self) -> bool:
@@ -48,6 +51,13 @@ class Settings:
         mode = env.get("HUB_ENV", "dev")
         if mode not in ("dev", "prod"):
             raise ValueError(f"HUB_ENV must be 'dev' or 'prod', not {mode!r}")
+        rate = env.get("HUB_RATE_LIMIT") or "100"
+        try:
+            rate_limit = float(rate)
+        except ValueError:
+            raise ValueError(f"HUB_RATE_LIMIT must be a number, not {rate!r}") from None
+        if not rate_limit >= 0 or rate_limit == float("inf"):
+            raise ValueError(f"HUB_RATE_LIMIT must be 0 (off) or a positive number, not {rate!r}")
         return cls(
             database_url=env.get("HUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
             data_dir=Path(env.get("HUB_DATA_DIR") or "var"),
@@ -58,4 +68,5 @@ class Settings:
             jwt_audience=env.get("HUB_JWT_AUDIENCE") or "ledger-hub",
             log_key_file=path("HUB_LOG_KEY_FILE"),
             jwt_key_file=path("HUB_JWT_KEY_FILE"),
+            rate_limit=rate_limit,
         )

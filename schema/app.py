@@ -16,7 +16,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionContext, ExecutionResult
 
-from hub.access.ratelimit import GuessLimiter, RateLimiter
+from hub.access.ratelimit import GuessLimiter, request_limiter
 from hub.auth.jwks import JwksCache
 from hub.auth.principal import Principal
 from hub.auth.tokens import (
@@ -40,14 +40,11 @@ from schema.limits import (
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
+from schema.token_cache import VerifiedTokens
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 1024
-# Per principal (or per client address without a token). Benchmarks raise it through
-# hub.extras["graphql.guards"].
-REQUESTS_PER_SECOND = 100.0
-REQUEST_BURST = 200.0
-_GUARDS, _VERIFIER = "graphql.guards", "graphql.verifier"
+_GUARDS, _VERIFIER, _TOKENS = "graphql.guards", "graphql.verifier", "graphql.tokens"
 
 
 def _parser_cache() -> ParserCache:
@@ -86,8 +83,9 @@ def build_schema(prod: bool = False) -> strawberry.Schema:
     )
 
 
-def default_guards() -> Guards:
-    return Guards(RateLimiter(REQUESTS_PER_SECOND, REQUEST_BURST), GuessLimiter())
+def default_guards(rate_limit: float) -> Guards:
+    """Per principal (per client address without a token), HUB_RATE_LIMIT requests/s."""
+    return Guards(request_limiter(rate_limit), GuessLimiter())
 
 
 def token_verifier(hub: Hub) -> TokenVerifier:
@@ -105,11 +103,22 @@ def token_verifier(hub: Hub) -> TokenVerifier:
     return verifier
 
 
+def verified_tokens(hub: Hub) -> VerifiedTokens:
+    """The cache of recently verified tokens in front of the hub's current verifier."""
+    verifier = token_verifier(hub)
+    found = hub.extras.get(_TOKENS)
+    if isinstance(found, VerifiedTokens) and found.verifier is verifier:
+        return found
+    made = VerifiedTokens(verifier)
+    hub.extras[_TOKENS] = made
+    return made
+
+
 def guards(hub: Hub) -> Guards:
     found = hub.extras.get(_GUARDS)
     if isinstance(found, Guards):
         return found
-    made = default_guards()
+    made = default_guards(hub.settings.rate_limit)
     hub.extras[_GUARDS] = made
     return made
 
@@ -128,7 +137,7 @@ class HubGraphQL(GraphQL[Context, None]):
                 error = AuthError("use an Authorization: Bearer <token> header")
             else:
                 try:
-                    principal = await token_verifier(hub).verify(token.strip())
+                    principal = await verified_tokens(hub).verify(token.strip())
                 except AuthError as exc:
                     error = exc
         client = request.client.host if request.client else "unknown"

@@ -8,11 +8,13 @@ from strawberry.dataloader import DataLoader
 
 from hub.access.documents import DocRow
 from hub.access.grants import active_grants
-from hub.access.ratelimit import GuessLimiter, RateLimiter
+from hub.access.ratelimit import GuessLimiter, RateLimiter, Unlimited
+from hub.access.reads import signed_head
 from hub.access.visibility import Scope, scope_for
 from hub.auth.principal import Principal
 from hub.auth.tokens import AuthError
 from hub.institutions import InstitutionRecord
+from hub.ledger.storage import SignedHead
 from hub.services import Hub
 
 
@@ -24,7 +26,7 @@ def utc_now() -> datetime:
 class Guards:
     """Limiters shared by every request of one app (they are per process)."""
 
-    requests: RateLimiter
+    requests: RateLimiter | Unlimited
     invoice_lookups: GuessLimiter
 
 
@@ -39,6 +41,7 @@ class Context:
     # Rows a resolver handed out, by row key, so loaders can take keys that hash.
     rows: dict[int, DocRow] = field(default_factory=dict)
     _scope: Scope | None = None
+    _head: SignedHead | None = None
     institutions: DataLoader[str, InstitutionRecord | None] = field(init=False)
     access: DataLoader[tuple[int, str], int] = field(init=False)
 
@@ -57,3 +60,11 @@ class Context:
                 grants = await active_grants(self.hub.db, p.inst, self.now())
             self._scope = scope_for(p, grants)
         return self._scope
+
+    async def head(self, size: int | None = None) -> SignedHead | None:
+        """The latest signed checkpoint (read once per request), or the one of ``size``."""
+        if size is not None:
+            return await signed_head(self.hub.db, size)
+        if self._head is None:
+            self._head = await signed_head(self.hub.db)
+        return self._head

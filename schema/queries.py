@@ -113,7 +113,7 @@ def _date(value: str | None, name: str) -> date | None:
 class Query:
     @strawberry.field(description="The log's latest signed checkpoint (no token needed)")
     async def checkpoint(self, info: Info) -> Checkpoint:
-        head = await read_checkpoint(context(info).hub.db)
+        head = await context(info).head()
         assert head is not None  # Hub.start signs the empty tree
         return Checkpoint.of(head)
 
@@ -151,7 +151,6 @@ class Query:
         ctx = context(info)
         scope = await ctx.scope()
         rows, more = await docs.page(ctx.hub.db, scope, flt, _after(after), first)
-        total = await docs.count(ctx.hub.db, scope, flt)
         edges = []
         for row in rows:
             access = scope.access(row.doc.issuer, row.doc.type, row.doc.subject)
@@ -161,7 +160,9 @@ class Query:
             )
         end = edges[-1].cursor if edges else None
         return DocumentConnection(
-            edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=end), total_count=total
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=end),
+            counter=lambda: docs.count(ctx.hub.db, scope, flt),
         )
 
     @strawberry.field(
@@ -194,7 +195,7 @@ class Query:
             limiter.miss(ctx.client)
             raise NotFound(NOT_FOUND_MESSAGE)
         issuer = min(matched)
-        return Document.of(latest[issuer], Access("full", None))
+        return Document.of(latest[issuer], Access("full", None), by_codes=True)
 
     @strawberry.field
     async def inclusion_proof(

@@ -1,6 +1,7 @@
 """GraphQL types (DESIGN.md, "Public contract"). Hashes are standard base64."""
 
 import base64
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import cast
 
@@ -8,7 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from hub.access.access_log import AccessRecord
+from hub.access.access_log import AccessRecord, access_events
 from hub.access.documents import DocRow
 from hub.access.grants import Grant as GrantRecord
 from hub.access.views import FULL, project
@@ -16,8 +17,9 @@ from hub.access.visibility import Access
 from hub.errors import BadInput
 from hub.institutions import InstitutionRecord
 from hub.ledger.receipt import Receipt, format_receipt
-from hub.ledger.storage import SignedHead, read_checkpoint
+from hub.ledger.storage import SignedHead
 from hub.ledger.tree import leaf_hash
+from schema.limits import MAX_ACCESS_EVENTS
 from schema.permissions import context
 
 
@@ -84,8 +86,9 @@ class ConsistencyProof:
 
 
 async def inclusion_proof(info: Info, index: int, data: bytes, size: int | None) -> InclusionProof:
-    hub = context(info).hub
-    head = await read_checkpoint(hub.db, size)
+    ctx = context(info)
+    hub = ctx.hub
+    head = await ctx.head(size)
     if head is None:
         raise BadInput("treeSize: the log signed no checkpoint of this size")
     if index >= head.size:
@@ -135,9 +138,11 @@ class Document:
     view: View = strawberry.field(description="How much of the body the caller sees")
     row: strawberry.Private[DocRow]
     access: strawberry.Private[Access]
+    # Found by its printed codes (`invoice`): the holder of the paper may see who read it.
+    by_codes: strawberry.Private[bool] = False
 
     @classmethod
-    def of(cls, row: DocRow, access: Access) -> "Document":
+    def of(cls, row: DocRow, access: Access, *, by_codes: bool = False) -> "Document":
         d = row.doc
         return cls(
             id=strawberry.ID(d.id),
@@ -151,6 +156,7 @@ class Document:
             view=View(access.view),
             row=row,
             access=access,
+            by_codes=by_codes,
         )
 
     @strawberry.field(description="The body in the caller's view; null once erased")
@@ -179,6 +185,22 @@ class Document:
     async def inclusion_proof(self, info: Info, tree_size: int | None = None) -> InclusionProof:
         return await inclusion_proof(info, self.leaf_index, self.row.doc.leaf_data, tree_size)
 
+    @strawberry.field(
+        description="Who read this document (any version), oldest first; only on a document"
+        " looked up by its printed codes (invoice), null otherwise (see accessLog)"
+    )
+    async def access_events(self, info: Info) -> list["AccessEvent"] | None:
+        if not self.by_codes:
+            return None
+        d = self.row.doc
+        records = await access_events(
+            context(info).hub.db,
+            where=("d.issuer = ? AND d.type = ?", [d.issuer, d.type]),
+            doc_id=d.id,
+            limit=MAX_ACCESS_EVENTS,
+        )
+        return [AccessEvent.of(r) for r in records]
+
 
 @strawberry.type
 class DocumentEdge:
@@ -196,7 +218,12 @@ class PageInfo:
 class DocumentConnection:
     edges: list[DocumentEdge]
     page_info: PageInfo
-    total_count: int
+    # Counting every match costs far more than a page at a million documents: only on request.
+    counter: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self.counter()
 
 
 @strawberry.input

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from hub.access.reads import fetch
 from hub.access.visibility import Scope
 from hub.db import Database
 from hub.documents.service import StoredDocument
@@ -40,14 +41,16 @@ class DocumentFilter:
     issued_from: date | None = None
     issued_to: date | None = None
 
-    def sql(self) -> tuple[list[str], list[Any]]:
+    def sql(self, in_leaf_order: bool = False) -> tuple[list[str], list[Any]]:
+        """``in_leaf_order``: as Rule.sql, keep type and issuer indexes out of a page's plan."""
         parts: list[str] = []
         params: list[Any] = []
+        hide = "|| ''" if in_leaf_order else ""
         if self.type is not None:
-            parts.append("type = ?")
+            parts.append(f"(type{hide}) = ?")
             params.append(self.type)
         if self.issuer is not None:
-            parts.append("issuer = ?")
+            parts.append(f"(issuer{hide}) = ?")
             params.append(self.issuer)
         if self.status == "erased":
             parts.append("erased_at IS NOT NULL")
@@ -85,11 +88,13 @@ def _row(r: Sequence[Any]) -> DocRow:
     )
 
 
-def _where(scope: Scope, flt: DocumentFilter) -> tuple[str, list[Any]] | None:
-    visible = scope.sql()
+def _where(
+    scope: Scope, flt: DocumentFilter, in_leaf_order: bool = False
+) -> tuple[str, list[Any]] | None:
+    visible = scope.sql(in_leaf_order=in_leaf_order)
     if visible is None:
         return None
-    parts, params = flt.sql()
+    parts, params = flt.sql(in_leaf_order)
     return " AND ".join([visible[0], *parts]), [*visible[1], *params]
 
 
@@ -98,14 +103,14 @@ async def page(
 ) -> tuple[list[DocRow], bool]:
     """Up to ``first`` visible documents after leaf index ``after``, oldest first, and
     whether more follow."""
-    where = _where(scope, flt)
+    where = _where(scope, flt, in_leaf_order=True)
     if where is None:
         return [], False
     clause, params = where
     if after is not None:
         clause, params = f"{clause} AND leaf_index > ?", [*params, after]
-    rows = await db.sql.fetch(
-        f"{_SELECT} WHERE {clause} ORDER BY leaf_index LIMIT ?", [*params, first + 1]
+    rows = await fetch(
+        db, f"{_SELECT} WHERE {clause} ORDER BY leaf_index LIMIT ?", [*params, first + 1]
     )
     return [_row(r) for r in rows[:first]], len(rows) > first
 
@@ -118,10 +123,20 @@ async def count(db: Database, scope: Scope, flt: DocumentFilter) -> int:
     return int(rows[0][0])
 
 
+# The stored document types, one index seek each (a loose index scan): with them a lookup
+# by id alone can use the (type, doc_id) index instead of scanning the whole table.
+_TYPES = (
+    "WITH RECURSIVE t(type) AS (SELECT MIN(type) FROM documents UNION ALL"
+    " SELECT (SELECT MIN(type) FROM documents WHERE type > t.type) FROM t"
+    " WHERE t.type IS NOT NULL) SELECT type FROM t WHERE type IS NOT NULL"
+)
+
+
 async def with_id(db: Database, doc_id: str, doc_type: str | None = None) -> list[DocRow]:
     """Every version of every document called ``doc_id`` (any issuer), oldest first."""
-    query, params = f"{_SELECT} WHERE doc_id = ?", [doc_id]
-    if doc_type is not None:
-        query, params = f"{query} AND type = ?", [*params, doc_type]
-    rows = await db.sql.fetch(f"{query} ORDER BY issuer, type, version", params)
+    if doc_type is None:
+        query, params = f"{_SELECT} WHERE type IN ({_TYPES}) AND doc_id = ?", [doc_id]
+    else:
+        query, params = f"{_SELECT} WHERE type = ? AND doc_id = ?", [doc_type, doc_id]
+    rows = await fetch(db, f"{query} ORDER BY issuer, type, version", params)
     return [_row(r) for r in rows]

@@ -41,6 +41,20 @@ class RateLimiter:
             self._buckets.popitem(last=False)
 
 
+class Unlimited:
+    """The request limiter when the limit is off (``HUB_RATE_LIMIT=0``): never refuses."""
+
+    def check(self, key: str) -> None:
+        return None
+
+
+def request_limiter(rate: float) -> RateLimiter | Unlimited:
+    """``rate`` requests a second per key with bursts of twice that; 0 means no limit."""
+    if rate == 0:
+        return Unlimited()
+    return RateLimiter(rate, max(1.0, 2 * rate))
+
+
 @dataclass
 class _Misses:
     count: int

@@ -37,13 +37,17 @@ class Rule:
             return False
         return self.subject is None or subject == self.subject
 
-    def sql(self, prefix: str = "") -> tuple[str, list[Any]]:
+    def sql(self, prefix: str = "", in_leaf_order: bool = False) -> tuple[str, list[Any]]:
+        """``in_leaf_order``: for a query that walks documents by leaf index (a page); type
+        and issuer match most rows, so their indexes must not lure the planner into sorting
+        the whole table, and `col || ''` hides them (the subject index stays usable)."""
         parts, params = [], []
+        hide = "|| ''" if in_leaf_order else ""
         if self.type is not None:
-            parts.append(f"{prefix}type = ?")
+            parts.append(f"({prefix}type{hide}) = ?")
             params.append(self.type)
         if self.issuers is not None:
-            parts.append(f"{prefix}issuer IN ({','.join('?' * len(self.issuers))})")
+            parts.append(f"({prefix}issuer{hide}) IN ({','.join('?' * len(self.issuers))})")
             params.extend(self.issuers)
         if self.subject is not None:
             parts.append(f"{prefix}subject = ?")
@@ -72,13 +76,13 @@ class Scope:
                 best = rule
         return None if best is None else Access(best.view, best.purpose)
 
-    def sql(self, prefix: str = "") -> tuple[str, list[Any]] | None:
+    def sql(self, prefix: str = "", in_leaf_order: bool = False) -> tuple[str, list[Any]] | None:
         """A WHERE clause selecting the visible documents; None when nothing is visible."""
         if not self.rules:
             return None
         clauses, params = [], []
         for rule in self.rules:
-            clause, values = rule.sql(prefix)
+            clause, values = rule.sql(prefix, in_leaf_order)
             clauses.append(clause)
             params.extend(values)
         return "(" + " OR ".join(clauses) + ")", params
