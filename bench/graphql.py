@@ -177,6 +177,10 @@ async def build(settings: Any, entries: int, real: int) -> World:
             until=None,
         )
         await _bulk(hub, entries - real)
+        if hub.db.postgres:
+            # What autovacuum does to a table after a bulk load: without it every index
+            # lookup first visits and hint-bits the fresh heap pages (~1 ms each here).
+            await hub.db.sql.execute("VACUUM ANALYZE documents")
         ids: list[str] = []
         invoices = demo_invoices(real, seed=0)
         for start in range(0, real, 500):

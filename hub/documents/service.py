@@ -18,7 +18,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hub.db import Database, Sql
-from hub.documents.canonical import body_digest, canonical_json, document_leaf_data, new_salt
+from hub.documents.canonical import (
+    body_digest,
+    canonical_json,
+    document_leaf_data,
+    is_timestamp,
+    new_salt,
+)
 from hub.documents.errors import BadDocument
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id, validate_invoice
 from hub.errors import BadInput, BadSignature, Conflict, HubError, NotFound
@@ -129,10 +135,11 @@ def prepare(doc: DocumentInput, policy: IssuerPolicy) -> _Candidate:
     if len(canonical) > MAX_BODY_BYTES:
         raise BadInput(f"body: larger than {MAX_BODY_BYTES} bytes in canonical form")
     _check_signature(canonical, doc.signature, policy)
-    # Leaf data validation (timestamp with offset, name sizes) before anything is queued.
-    document_leaf_data(
-        issuer="x", type=doc.type, id=doc.id, version=1, digest=bytes(32), issued_at=issued_at
-    )
+    # The leaf carries issuedAt; refuse what the leaf could not hold before anything is queued.
+    if not is_timestamp(issued_at):
+        raise BadInput(
+            "issuedAt: must be a date-time with an offset, e.g. 2026-11-20T10:15:00+08:00"
+        )
     version = (doc.supersedes or 0) + 1
     return _Candidate(
         0, doc.type, doc.id, version, doc.supersedes, canonical, issued_at, status, subject
