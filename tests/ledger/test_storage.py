@@ -20,20 +20,9 @@ from hub.ledger.tree import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.ledger.appender import Entries
 
 ORIGIN = "test.example/log"
-
-
-class Entries:
-    """A submission that appends fixed entries."""
-
-    def __init__(self, entries: list[bytes]) -> None:
-        self.entries = entries
-        self.first_index = -1
-
-    async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
-        self.first_index = first_index
-        return Staged(entries=list(self.entries))
 
 
 @pytest.fixture
