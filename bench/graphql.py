@@ -36,6 +36,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.hub_ledger import pg_admin
 from bench.measure import Ticker, progress
 
 RESULT_MARK = "GRAPHQL-RESULT "
@@ -547,24 +548,14 @@ def measure(url: str, workdir: Path, plan: Plan) -> dict[str, Any]:
     }
 
 
-async def _pg_admin(admin_url: str, statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url.replace("postgres://", "postgresql://", 1))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 def measure_postgres(admin_url: str, workdir: Path, plan: Plan) -> dict[str, Any]:
     name = f"hub_gql_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     base, _, _ = admin_url.rpartition("/")
-    asyncio.run(_pg_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(admin_url, f'CREATE DATABASE "{name}"'))
     try:
         return measure(f"{base}/{name}", workdir, plan)
     finally:
-        asyncio.run(_pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # ---------------------------------------------------------------------------- the verdicts

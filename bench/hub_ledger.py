@@ -145,7 +145,7 @@ async def measure_hub_sqlite(
     return await measure_hub(f"sqlite://{workdir}/hub.db", size, proofs, budget_s)
 
 
-async def _pg_admin(admin_url: str, statement: str) -> None:
+async def pg_admin(admin_url: str, statement: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(admin_url.replace("postgres://", "postgresql://", 1))
@@ -161,8 +161,8 @@ async def measure_hub_postgres(
     """As measure_hub, in a database created for this run and dropped after it."""
     name = f"hub_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     base, _, _ = admin_url.rpartition("/")
-    await _pg_admin(admin_url, f'CREATE DATABASE "{name}"')
+    await pg_admin(admin_url, f'CREATE DATABASE "{name}"')
     try:
         return await measure_hub(f"{base}/{name}", size, proofs, budget_s)
     finally:
-        await _pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

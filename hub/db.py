@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 MODELS = ["hub.models"]
 MIGRATIONS = "hub.migrations"
 _PLACEHOLDER = re.compile(r"\?")
+READER_MMAP_BYTES = 1 << 30
 # Not the ledger's integration lock (hub.ledger.storage): "LHMIGRAT".
 MIGRATION_LOCK_KEY = 0x4C484D4947524154
 _POOL_OPTIONS = {"minsize", "maxsize", "max_queries", "max_inactive_connection_lifetime", "schema"}
@@ -132,6 +133,9 @@ class Database:
             self._reader = sqlite3.connect(
                 f"file:{path}?mode=ro", uri=True, check_same_thread=False
             )
+            # Proofs read tiles at random across the file: map it rather than copy each
+            # page through a syscall (bounded address space, not memory).
+            self._reader.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
         return self._reader
 
     async def postgres_reader(self) -> Any:

@@ -252,54 +252,68 @@ def plan_500() -> list[Planned]:
     return plan
 
 
+class AdapterRun:
+    """An in-process adapter (MLLP listener, outbox, delivery to a hub) and a TCP sender."""
+
+    def __init__(self, outbox: Outbox, url: str, token: str, signer: Signer) -> None:
+        self.outbox = outbox
+        self.client = HubClient(url, token)
+        self.delivery = Delivery(
+            outbox,
+            self.client,
+            signer=signer,
+            batch_size=40,
+            backoff=Backoff(base=0.02, cap=0.2),
+            poll_interval=0.05,
+        )
+        self.listener = MllpListener(Hl7Intake(outbox, on_enqueued=self.delivery.wake))
+        self.replies: dict[int, str] = {}
+
+    async def __aenter__(self) -> "AdapterRun":
+        await self.listener.start("127.0.0.1", 0)
+        self._delivering = asyncio.create_task(self.delivery.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.delivery.stop()
+        await asyncio.wait_for(self._delivering, 10)
+        await self.listener.stop()
+        await self.client.aclose()
+
+    async def send(self, plan: list["Planned"], indexes: range, connections: int = 4) -> None:
+        """Send plan[i] for i in `indexes` over `connections` MLLP connections at once."""
+
+        async def one_connection(lane: int) -> None:
+            mllp = await MllpClient.connect(self.listener.port)
+            for i in indexes[lane::connections]:
+                self.replies[i] = await mllp.send(plan[i].data)
+            await mllp.close()
+
+        await asyncio.gather(*(one_connection(lane) for lane in range(connections)))
+
+
 async def test_500_messages_with_the_hub_down_in_the_middle(tmp_path: Path) -> None:
     signer = Signer.generate()
     hub = FakeHub(token=TOKEN, public_key=signer.public_key())
     server = FakeHubServer(hub)
     server.start()
     outbox = Outbox(tmp_path / "outbox.db")
-    client = HubClient(server.url, TOKEN)
-    delivery = Delivery(
-        outbox,
-        client,
-        signer=signer,
-        batch_size=40,
-        backoff=Backoff(base=0.02, cap=0.2),
-        poll_interval=0.05,
-    )
-    intake = Hl7Intake(outbox, on_enqueued=delivery.wake)
-    listener = MllpListener(intake)
-    await listener.start("127.0.0.1", 0)
-    delivering = asyncio.create_task(delivery.run())
     plan = plan_500()
-    replies: dict[int, str] = {}
-
-    async def send(indexes: range, connections: int = 4) -> None:
-        async def one_connection(lane: int) -> None:
-            mllp = await MllpClient.connect(listener.port)
-            for i in indexes[lane::connections]:
-                replies[i] = await mllp.send(plan[i].data)
-            await mllp.close()
-
-        await asyncio.gather(*(one_connection(lane) for lane in range(connections)))
-
     try:
-        await send(range(0, 150))
-        await asyncio.to_thread(server.stop)
-        anchored_before = len(hub.ledger)
-        await send(range(150, 350))  # every valid one is still answered AA
-        assert len(hub.ledger) == anchored_before
-        queued_while_down = outbox.counts().queued
-        assert queued_while_down > 100
-        await asyncio.to_thread(server.start)
-        await send(range(350, 500))
-        await wait_until(lambda: outbox.counts().queued == 0)
+        async with AdapterRun(outbox, server.url, TOKEN, signer) as run:
+            await run.send(plan, range(0, 150))
+            await asyncio.to_thread(server.stop)
+            anchored_before = len(hub.ledger)
+            await run.send(plan, range(150, 350))  # every valid one is still answered AA
+            assert len(hub.ledger) == anchored_before
+            queued_while_down = outbox.counts().queued
+            assert queued_while_down > 100
+            await asyncio.to_thread(server.start)
+            await run.send(plan, range(350, 500))
+            await wait_until(lambda: outbox.counts().queued == 0)
     finally:
-        delivery.stop()
-        await asyncio.wait_for(delivering, 10)
-        await listener.stop()
-        await client.aclose()
         await asyncio.to_thread(server.stop)
+    replies = run.replies
 
     # every message got the answer it deserved, for its own control id
     for i, planned in enumerate(plan):

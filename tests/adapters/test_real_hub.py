@@ -18,18 +18,22 @@ from pathlib import Path
 import pytest
 
 from adapters.csv_export import write_csv_export
-from adapters.delivery import Backoff, Delivery
 from adapters.fhir import dump_fhir_json, invoice_to_fhir
 from adapters.hl7v2 import invoice_to_dft_p03, read_header
-from adapters.hub_client import HubClient
-from adapters.mllp import Hl7Intake, MllpListener, hl7_key
+from adapters.mllp import hl7_key
 from adapters.outbox import Outbox
 from adapters.signing import Signer
 from hub.cli import main as hub_main
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import invoice_document_id
 from tests.adapters.realhub import HUB, RealHub
-from tests.adapters.test_mllp import MllpClient, msa, plan_500, send_blocking, wait_until
+from tests.adapters.test_mllp import (
+    AdapterRun,
+    msa,
+    plan_500,
+    send_blocking,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -55,48 +59,20 @@ async def test_500_messages_anchored_exactly_once_across_hub_crashes(
 ) -> None:
     await asyncio.to_thread(real_hub.start)
     outbox = Outbox(tmp_path / "outbox.db")
-    client = HubClient(real_hub.url, real_hub.token)
-    delivery = Delivery(
-        outbox,
-        client,
-        signer=real_hub.signer,
-        batch_size=40,
-        backoff=Backoff(base=0.02, cap=0.2),
-        poll_interval=0.05,
-    )
-    intake = Hl7Intake(outbox, on_enqueued=delivery.wake)
-    listener = MllpListener(intake)
-    await listener.start("127.0.0.1", 0)
-    delivering = asyncio.create_task(delivery.run())
     plan = plan_500()
-    replies: dict[int, str] = {}
-
-    async def send(indexes: range, connections: int = 4) -> None:
-        async def one_connection(lane: int) -> None:
-            mllp = await MllpClient.connect(listener.port)
-            for i in indexes[lane::connections]:
-                replies[i] = await mllp.send(plan[i].data)
-            await mllp.close()
-
-        await asyncio.gather(*(one_connection(lane) for lane in range(connections)))
-
-    try:
-        await send(range(0, 150))
+    async with AdapterRun(outbox, real_hub.url, real_hub.token, real_hub.signer) as run:
+        await run.send(plan, range(0, 150))
         # SIGKILL while deliveries are in flight: a batch is anchored whole or not at all
         await asyncio.to_thread(real_hub.kill)
-        await send(range(150, 350))  # every valid one is still answered AA
+        await run.send(plan, range(150, 350))  # every valid one is still answered AA
         assert outbox.counts().queued > 100
         await asyncio.to_thread(real_hub.start)
-        await send(range(350, 420))
+        await run.send(plan, range(350, 420))
         await asyncio.to_thread(real_hub.kill)
-        await send(range(420, 500))
+        await run.send(plan, range(420, 500))
         await asyncio.to_thread(real_hub.start)
         await wait_until(lambda: outbox.counts().queued == 0, timeout=30)
-    finally:
-        delivery.stop()
-        await asyncio.wait_for(delivering, 10)
-        await listener.stop()
-        await client.aclose()
+    replies = run.replies
 
     for i, planned in enumerate(plan):
         assert msa(replies[i])[1:3] == [planned.expect, planned.control_id], replies[i]
