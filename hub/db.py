@@ -126,16 +126,15 @@ class Database:
         A primary-key read from SQLite's page cache takes ~15 µs; the aiosqlite thread hop
         costs ~200 µs, more than the read itself, so proofs read through this instead.
         """
-        path = sqlite_path(self.url)
+        if self._reader is not None:
+            return self._reader
+        path = None if self.postgres else sqlite_path(self.url)
         if path is None:
             return None
-        if self._reader is None:
-            self._reader = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, check_same_thread=False
-            )
-            # Proofs read tiles at random across the file: map it rather than copy each
-            # page through a syscall (bounded address space, not memory).
-            self._reader.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
+        self._reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        # Proofs read tiles at random across the file: map it rather than copy each
+        # page through a syscall (bounded address space, not memory).
+        self._reader.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
         return self._reader
 
     async def postgres_reader(self) -> Any:

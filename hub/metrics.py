@@ -50,6 +50,10 @@ def root_fields(sdl: str) -> frozenset[str]:
     return frozenset(f"{kind}.{name}" for kind, t in roots.items() if t for name in t.fields)
 
 
+# Where the GraphQL app leaves the (query, operationName) it parsed from the body.
+PARSED_REQUEST_KEY = "hub.graphql"
+
+
 @lru_cache(maxsize=1024)
 def _first_field(query: str, operation_name: str | None) -> str:
     """`type.field` of the first root field of the operation that runs, or "" when unknown."""
@@ -209,6 +213,10 @@ class GraphQLTiming:
             await self.app(scope, copying_receive, send)
         finally:
             elapsed = time.perf_counter() - started
-            body = b"".join(chunks) if seen <= _MAX_LABEL_BODY else b""
-            label = operation_label(scope["method"], scope.get("query_string", b""), body)
+            parsed = scope.get(PARSED_REQUEST_KEY)
+            if parsed is not None:  # the GraphQL app read the body already
+                label = _first_field(*parsed)
+            else:
+                body = b"".join(chunks) if seen <= _MAX_LABEL_BODY else b""
+                label = operation_label(scope["method"], scope.get("query_string", b""), body)
             self.metrics.observe_graphql(label, elapsed)

@@ -28,6 +28,7 @@ from hub.auth.tokens import (
 )
 from hub.services import Hub
 from schema.context import Context, Guards
+from schema.executor import HubExecutionContext
 from schema.limits import (
     MAX_REQUEST_BYTES,
     DevLimits,
@@ -39,6 +40,7 @@ from schema.limits import (
 )
 from schema.mutations import Mutation
 from schema.queries import Query
+from schema.resolvers import use_attribute_resolvers
 from schema.subscriptions import Subscription
 from schema.token_cache import VerifiedTokens
 
@@ -69,8 +71,9 @@ class HubSchema(strawberry.Schema):
 @cache
 def build_schema(prod: bool = False) -> strawberry.Schema:
     """The schema, built once per mode; prod has introspection off."""
-    return HubSchema(
+    schema = HubSchema(
         query=Query,
+        execution_context_class=HubExecutionContext,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
@@ -81,6 +84,8 @@ def build_schema(prod: bool = False) -> strawberry.Schema:
             Guard,
         ],
     )
+    use_attribute_resolvers(schema)
+    return schema
 
 
 def default_guards(rate_limit: float) -> Guards:
@@ -123,25 +128,30 @@ def guards(hub: Hub) -> Guards:
     return made
 
 
+async def request_context(hub: Hub, authorization: str | None, client: str) -> Context:
+    """The context of one request: who is asking, from its Authorization header."""
+    principal: Principal | None = None
+    error: AuthError | None = None
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            error = AuthError("use an Authorization: Bearer <token> header")
+        else:
+            try:
+                principal = await verified_tokens(hub).verify(token.strip())
+            except AuthError as exc:
+                error = exc
+    return Context(hub, principal, error, client, guards(hub))
+
+
 class HubGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        hub: Hub = request.app.state.hub
-        principal: Principal | None = None
-        error: AuthError | None = None
-        header = request.headers.get("authorization")
-        if header is not None:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                error = AuthError("use an Authorization: Bearer <token> header")
-            else:
-                try:
-                    principal = await verified_tokens(hub).verify(token.strip())
-                except AuthError as exc:
-                    error = exc
         client = request.client.host if request.client else "unknown"
-        return Context(hub, principal, error, client, guards(hub))
+        return await request_context(
+            request.app.state.hub, request.headers.get("authorization"), client
+        )
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -209,5 +219,8 @@ class BodyLimit:
 
 def graphql_app(prod: bool = False) -> ASGIApp:
     """The ASGI app to mount at /graphql (HTTP and websocket)."""
-    view = HubGraphQL(build_schema(prod), graphql_ide=None if prod else "graphiql")
-    return BodyLimit(view)
+    from schema.http import GraphQLPost
+
+    schema = build_schema(prod)
+    view = HubGraphQL(schema, graphql_ide=None if prod else "graphiql")
+    return BodyLimit(GraphQLPost(schema, view, prod, request_context))

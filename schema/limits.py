@@ -41,6 +41,10 @@ DEV_RULES: Final = (DEPTH_RULE, ALIAS_RULE)
 PROD_RULES: Final = (*DEV_RULES, NoSchemaIntrospectionCustomRule)
 
 
+def limit_rules(prod: bool) -> tuple[Any, ...]:
+    return PROD_RULES if prod else DEV_RULES
+
+
 class _Limits(SchemaExtension):
     rules: tuple[Any, ...] = DEV_RULES
 
@@ -82,7 +86,7 @@ def batch_size(document: DocumentNode, variables: dict[str, Any] | None) -> int:
     return total
 
 
-def _refuse(error: HubError | AuthError) -> ExecutionResult:
+def refused(error: HubError | AuthError) -> ExecutionResult:
     return ExecutionResult(
         data=None,
         errors=[GraphQLError(error.message, original_error=error, extensions={"code": error.code})],
@@ -99,26 +103,28 @@ class Guard(SchemaExtension):
         ec = self.execution_context
         ctx = ec.context
         if isinstance(ctx, Context) and not ec.result:
-            refusal = self._check(ctx, ec.graphql_document, ec.variables)
+            refusal = guard_refusal(ctx, ec.graphql_document, ec.variables)
             if refusal is not None:
-                ec.result = _refuse(refusal)
+                ec.result = refused(refusal)
         yield
 
-    @staticmethod
-    def _check(
-        ctx: Any, document: DocumentNode | None, variables: dict[str, Any] | None
-    ) -> HubError | AuthError | None:
-        if ctx.auth_error is not None:
-            return ctx.auth_error  # type: ignore[no-any-return]
-        p = ctx.principal
-        key = f"ip:{ctx.client}" if p is None else f"{p.role}:{p.inst or ''}:{p.sub}"
-        try:
-            ctx.guards.requests.check(key)
-        except HubError as exc:
-            return exc
-        if document is not None and batch_size(document, variables) > MAX_BATCH:
-            return BadInput(f"documents: at most {MAX_BATCH} documents per request")
-        return None
+
+def guard_refusal(
+    ctx: Any, document: DocumentNode | None, variables: dict[str, Any] | None
+) -> HubError | AuthError | None:
+    """Why an operation that parsed and validated must not run: a bad token, the caller's
+    rate limit, or a batch over the cap; None when it may run."""
+    if ctx.auth_error is not None:
+        return ctx.auth_error  # type: ignore[no-any-return]
+    p = ctx.principal
+    key = f"ip:{ctx.client}" if p is None else f"{p.role}:{p.inst or ''}:{p.sub}"
+    try:
+        ctx.guards.requests.check(key)
+    except HubError as exc:
+        return exc
+    if document is not None and batch_size(document, variables) > MAX_BATCH:
+        return BadInput(f"documents: at most {MAX_BATCH} documents per request")
+    return None
 
 
 def is_unexpected(error: GraphQLError) -> bool:

@@ -4,7 +4,6 @@ Each function is one query whatever the number of rows, so a page costs a consta
 number of queries.
 """
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -77,7 +76,6 @@ def _row(r: Sequence[Any]) -> DocRow:
             version=int(version),
             status="erased" if erased is not None else status,
             subject=subject,
-            body=json.loads(body) if body is not None else None,
             body_text=body,
             salt=bytes(salt) if salt is not None else None,
             digest=bytes(digest),

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -334,13 +335,21 @@ class StoredDocument:
     version: int
     status: str
     subject: str | None
-    body: dict[str, Any] | None
     body_text: str | None
     salt: bytes | None
     digest: bytes
     issued_at: str
     leaf_index: int
     erased: bool
+
+    @cached_property
+    def body(self) -> dict[str, Any] | None:
+        """The body, parsed when first asked for: most reads (proofs, pages without the
+        body) never look at it."""
+        if self.body_text is None:
+            return None
+        parsed: dict[str, Any] = json.loads(self.body_text)
+        return parsed
 
     @property
     def leaf_data(self) -> bytes:
@@ -382,7 +391,6 @@ def _stored(row: Sequence[Any]) -> StoredDocument:
         int(version),
         "erased" if erased is not None else status,
         subject,
-        json.loads(body) if body is not None else None,
         body,
         bytes(salt) if salt is not None else None,
         bytes(digest),

@@ -174,15 +174,27 @@ async def test_prod_hides_introspection_and_graphiql(database_url: str, tmp_path
         await hub.stop()
 
 
-async def test_validation_cache_hits_with_the_limits_on(world: World) -> None:
-    from strawberry.extensions.validation_cache import _get_validate_cache
+async def test_an_operation_text_is_validated_once_with_the_limits_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import schema.http
 
-    from schema.app import CACHE_SIZE
+    validated: list[int] = []
+    real = schema.http.validate_document
 
-    cached: Any = _get_validate_cache(CACHE_SIZE)
-    query = "{ checkpoint { treeSize rootHash } }"
-    await world.gql(query)
-    before = cached.cache_info().hits
+    def counting(*args: Any) -> Any:
+        validated.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(schema.http, "validate_document", counting)
+    query = "{ checkpoint { treeSize rootHash } } # validated once"
     for _ in range(3):
         assert code_of(await world.gql(query)) is None
-    assert cached.cache_info().hits == before + 3
+    assert len(validated) == 1
+    # The limits are among the cached rules: a refused text stays refused from the cache.
+    too_many = (
+        "{ " + " ".join(f"a{i}: checkpoint {{ treeSize }}" for i in range(MAX_ALIASES + 1)) + " }"
+    )
+    for _ in range(2):
+        assert code_of(await world.gql(too_many)) == "BAD_INPUT"
+    assert len(validated) == 2

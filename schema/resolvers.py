@@ -1,0 +1,128 @@
+"""Plain attributes resolve with a getattr, not strawberry's resolver pipeline.
+
+Strawberry gives every field a resolver that builds its Info, converts arguments and runs
+field extensions; graphql-core then builds an Info of its own and completes the value
+through a generic recursion. For a field that is a plain attribute — no resolver,
+arguments, permissions, directives or field extensions — neither is needed. Such a field
+resolves with a getattr of its Python name; when its type is a scalar or an enum, or a
+list of them, ``complete_plain_leaf`` also coerces the value in one step (the execution
+context calls it), and anything unusual (a null where the type forbids it, a value the
+scalar refuses) goes the generic way, so errors read exactly as before.
+"""
+
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, Final
+
+import strawberry
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    is_leaf_type,
+)
+from graphql.pyutils import Undefined
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
+
+# Returned by a leaf completer when the generic path must handle the value.
+GENERIC: Final = object()
+_COMPLETE: Final = "hub.complete_plain_leaf"
+
+Complete = Callable[[Any], Any]
+
+
+def _attribute(name: str) -> Callable[[Any, GraphQLResolveInfo], Any]:
+    get = attrgetter(name)
+
+    def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+        return get(source)
+
+    return resolve
+
+
+def _is_plain(field: StrawberryField) -> bool:
+    return (
+        field.base_resolver is None
+        and not field.arguments
+        and not field.permission_classes
+        and not field.extensions
+        and not field.directives
+    )
+
+
+def _unwrap(t: GraphQLOutputType) -> tuple[GraphQLOutputType, bool]:
+    if isinstance(t, GraphQLNonNull):
+        return t.of_type, False
+    return t, True
+
+
+def _leaf_completer(name: str, graphql_type: GraphQLOutputType) -> Complete | None:
+    get = attrgetter(name)
+    outer, nullable = _unwrap(graphql_type)
+    if is_leaf_type(outer):
+        leaf: GraphQLLeafType = outer  # type: ignore[assignment]
+
+        def complete(source: Any) -> Any:
+            value = get(source)
+            if value is None:
+                return None if nullable else GENERIC
+            coerced = leaf.coerce_output_value(value)
+            return GENERIC if coerced is Undefined or coerced is None else coerced
+
+        return complete
+    if not isinstance(outer, GraphQLList):
+        return None
+    inner, items_nullable = _unwrap(outer.of_type)
+    if not is_leaf_type(inner):
+        return None
+    item: GraphQLLeafType = inner  # type: ignore[assignment]
+
+    def complete_list(source: Any) -> Any:
+        values = get(source)
+        if values is None:
+            return None if nullable else GENERIC
+        if not isinstance(values, list | tuple):
+            return GENERIC
+        out: list[Any] = []
+        for value in values:
+            if value is None:
+                if not items_nullable:
+                    return GENERIC
+                out.append(None)
+                continue
+            coerced = item.coerce_output_value(value)
+            if coerced is Undefined or coerced is None:
+                return GENERIC
+            out.append(coerced)
+        return out
+
+    return complete_list
+
+
+def plain_leaf(field: GraphQLField) -> Complete | None:
+    """The one-step completer of a plain scalar/enum (list) field, if it is one."""
+    extensions = field.extensions
+    return extensions.get(_COMPLETE) if extensions else None
+
+
+def use_attribute_resolvers(schema: strawberry.Schema) -> int:
+    """Swap in getattr resolvers for the plain fields of ``schema``; how many were swapped."""
+    swapped = 0
+    for name, graphql_type in schema._schema.type_map.items():
+        if name.startswith("__") or not isinstance(graphql_type, GraphQLObjectType):
+            continue
+        for field in graphql_type.fields.values():
+            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if not isinstance(definition, StrawberryField) or not _is_plain(definition):
+                continue
+            field.resolve = _attribute(definition.python_name)
+            completer = _leaf_completer(definition.python_name, field.type)
+            if completer is not None:
+                field.extensions = {**field.extensions, _COMPLETE: completer}
+            swapped += 1
+    return swapped
