@@ -10,6 +10,7 @@ context calls it), and anything unusual (a null where the type forbids it, a val
 scalar refuses) goes the generic way, so errors read exactly as before.
 """
 
+import inspect
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, Final
@@ -23,10 +24,13 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    GraphQLScalarType,
     is_leaf_type,
 )
 from graphql.pyutils import Undefined
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types import Info
+from strawberry.types.arguments import StrawberryArgument
 from strawberry.types.field import StrawberryField
 
 # Returned by a leaf completer when the generic path must handle the value.
@@ -104,6 +108,52 @@ def _leaf_completer(name: str, graphql_type: GraphQLOutputType) -> Complete | No
     return complete_list
 
 
+_BUILT_IN_SCALARS: Final = frozenset(("String", "Int", "Float", "Boolean", "ID"))
+
+
+def _scalar_argument_names(field: GraphQLField) -> dict[str, str] | None:
+    """GraphQL -> Python argument names, when every argument is a built-in scalar."""
+    names: dict[str, str] = {}
+    for graphql_name, argument in field.args.items():
+        definition = (argument.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        base = argument.type.of_type if isinstance(argument.type, GraphQLNonNull) else argument.type
+        if not isinstance(definition, StrawberryArgument) or not (
+            isinstance(base, GraphQLScalarType) and base.name in _BUILT_IN_SCALARS
+        ):
+            return None
+        names[graphql_name] = definition.python_name
+    return names
+
+
+def _direct(
+    field: StrawberryField, names: dict[str, str], info_class: type[Info]
+) -> Callable[..., Any] | None:
+    """Calls the resolver function itself: built-in scalars need no conversion (an ID is
+    its string), and these resolvers take no root, parent or field extensions."""
+    resolver = field.base_resolver
+    if (
+        resolver is None
+        or field.extensions
+        or field.permission_classes
+        or field.directives
+        or resolver.root_parameter is not None
+        or resolver.parent_parameter is not None
+        or not inspect.isfunction(resolver.wrapped_func)
+    ):
+        return None
+    func: Callable[..., Any] = resolver.wrapped_func
+    takes_self = resolver.self_parameter is not None
+    info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+
+    def resolve(source: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+        kwargs = {names[name]: value for name, value in args.items()}
+        if info_name is not None:
+            kwargs[info_name] = info_class(_raw_info=info, _field=field)
+        return func(source, **kwargs) if takes_self else func(**kwargs)
+
+    return resolve
+
+
 def plain_leaf(field: GraphQLField) -> Complete | None:
     """The one-step completer of a plain scalar/enum (list) field, if it is one."""
     extensions = field.extensions
@@ -113,12 +163,24 @@ def plain_leaf(field: GraphQLField) -> Complete | None:
 def use_attribute_resolvers(schema: strawberry.Schema) -> int:
     """Swap in getattr resolvers for the plain fields of ``schema``; how many were swapped."""
     swapped = 0
+    subscription = schema._schema.subscription_type
     for name, graphql_type in schema._schema.type_map.items():
         if name.startswith("__") or not isinstance(graphql_type, GraphQLObjectType):
             continue
         for field in graphql_type.fields.values():
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            if not isinstance(definition, StrawberryField) or not _is_plain(definition):
+            if not isinstance(definition, StrawberryField):
+                continue
+            if not _is_plain(definition):
+                names = _scalar_argument_names(field)
+                direct = (
+                    None
+                    if names is None or graphql_type is subscription
+                    else _direct(definition, names, schema.config.info_class)
+                )
+                if direct is not None:
+                    field.resolve = direct
+                    swapped += 1
                 continue
             field.resolve = _attribute(definition.python_name)
             completer = _leaf_completer(definition.python_name, field.type)
