@@ -12,12 +12,16 @@ scalar refuses) goes the generic way, so errors read exactly as before.
 
 import inspect
 from collections.abc import Callable
+from dataclasses import MISSING
 from operator import attrgetter
 from typing import Any, Final
 
 import strawberry
 from graphql import (
+    GraphQLEnumType,
     GraphQLField,
+    GraphQLInputObjectType,
+    GraphQLInputType,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -31,6 +35,7 @@ from graphql.pyutils import Undefined
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types import Info
 from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.base import StrawberryMaybe, StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 # Returned by a leaf completer when the generic path must handle the value.
@@ -108,28 +113,103 @@ def _leaf_completer(name: str, graphql_type: GraphQLOutputType) -> Complete | No
     return complete_list
 
 
-_BUILT_IN_SCALARS: Final = frozenset(("String", "Int", "Float", "Boolean", "ID"))
+Convert = Callable[[Any], Any]
 
 
-def _scalar_argument_names(field: GraphQLField) -> dict[str, str] | None:
-    """GraphQL -> Python argument names, when every argument is a built-in scalar."""
-    names: dict[str, str] = {}
+def _same(value: Any) -> Any:
+    return value
+
+
+def _base(graphql_type: GraphQLInputType) -> GraphQLInputType:
+    return graphql_type.of_type if isinstance(graphql_type, GraphQLNonNull) else graphql_type
+
+
+def _convertible(graphql_type: GraphQLInputType, open_types: frozenset[str] = frozenset()) -> bool:
+    """Whether strawberry's conversion of this input needs no more than ``_converter``:
+    scalars (other than relay's GlobalID) and enums as they are, lists copied, input
+    objects built from their fields; not ``from_input`` types or ``Maybe``. An input type
+    may hold itself: one already being looked at counts as convertible on this path."""
+    t = _base(graphql_type)
+    if isinstance(t, GraphQLScalarType):
+        return t.name != "GlobalID"
+    if isinstance(t, GraphQLEnumType):
+        return True  # strawberry's enum types coerce straight to the Python enum member
+    if isinstance(t, GraphQLList):
+        return _convertible(t.of_type, open_types)
+    if not isinstance(t, GraphQLInputObjectType):
+        return False
+    if t.name in open_types:
+        return True
+    definition = (t.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if not isinstance(definition, StrawberryObjectDefinition) or definition.from_input:
+        return False
+    for input_field in t.fields.values():
+        field = (input_field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        if not isinstance(field, StrawberryField) or isinstance(field.type, StrawberryMaybe):
+            return False
+        if not _convertible(input_field.type, open_types | {t.name}):
+            return False
+    return True
+
+
+def _converter(graphql_type: GraphQLInputType, objects: dict[str, Convert]) -> Convert:
+    """The conversion of a ``_convertible`` input, as strawberry's ``convert_argument``."""
+    t = _base(graphql_type)
+    if isinstance(t, GraphQLList):
+        item = _converter(t.of_type, objects)
+        if item is _same:
+            return lambda values: None if values is None else list(values)
+        return lambda values: None if values is None else [item(v) for v in values]
+    if isinstance(t, GraphQLInputObjectType):
+        return objects.get(t.name) or _input_object(t, objects)
+    return _same
+
+
+def _input_object(graphql_type: GraphQLInputObjectType, objects: dict[str, Convert]) -> Convert:
+    definition = graphql_type.extensions[GraphQLCoreConverter.DEFINITION_BACKREF]
+    cls = definition.origin
+    # As strawberry does: a field without a default is None unless given.
+    preset = {
+        f.python_name: None
+        for f in definition.fields
+        if f.default_value is MISSING and f.default_factory is MISSING
+    }
+    fields: dict[str, tuple[str, Convert]] = {}
+
+    def build(value: Any) -> Any:
+        if value is None:
+            return None
+        kwargs = dict(preset)
+        for name, item in value.items():
+            python_name, convert = fields[name]
+            kwargs[python_name] = item if convert is _same else convert(item)
+        return cls(**kwargs)
+
+    objects[graphql_type.name] = build  # before the fields: they may hold this type
+    for graphql_name, input_field in graphql_type.fields.items():
+        field = input_field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF]
+        fields[graphql_name] = (field.python_name, _converter(input_field.type, objects))
+    return build
+
+
+def _arguments(field: GraphQLField) -> dict[str, tuple[str, Convert]] | None:
+    """GraphQL argument name -> (Python name, converter), when every argument has one."""
+    found: dict[str, tuple[str, Convert]] = {}
     for graphql_name, argument in field.args.items():
         definition = (argument.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-        base = argument.type.of_type if isinstance(argument.type, GraphQLNonNull) else argument.type
-        if not isinstance(definition, StrawberryArgument) or not (
-            isinstance(base, GraphQLScalarType) and base.name in _BUILT_IN_SCALARS
-        ):
+        if not isinstance(definition, StrawberryArgument) or not _convertible(argument.type):
             return None
-        names[graphql_name] = definition.python_name
-    return names
+        if isinstance(definition.type, StrawberryMaybe):
+            return None
+        found[graphql_name] = (definition.python_name, _converter(argument.type, {}))
+    return found
 
 
 def _direct(
-    field: StrawberryField, names: dict[str, str], info_class: type[Info]
+    field: StrawberryField, arguments: dict[str, tuple[str, Convert]], info_class: type[Info]
 ) -> Callable[..., Any] | None:
-    """Calls the resolver function itself: built-in scalars need no conversion (an ID is
-    its string), and these resolvers take no root, parent or field extensions."""
+    """Calls the resolver function itself, its arguments converted as strawberry would;
+    for resolvers that take no root or parent and have no field extensions."""
     resolver = field.base_resolver
     if (
         resolver is None
@@ -146,7 +226,10 @@ def _direct(
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
 
     def resolve(source: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
-        kwargs = {names[name]: value for name, value in args.items()}
+        kwargs = {}
+        for name, value in args.items():
+            python_name, convert = arguments[name]
+            kwargs[python_name] = value if convert is _same else convert(value)
         if info_name is not None:
             kwargs[info_name] = info_class(_raw_info=info, _field=field)
         return func(source, **kwargs) if takes_self else func(**kwargs)
@@ -172,11 +255,11 @@ def use_attribute_resolvers(schema: strawberry.Schema) -> int:
             if not isinstance(definition, StrawberryField):
                 continue
             if not _is_plain(definition):
-                names = _scalar_argument_names(field)
+                arguments = _arguments(field)
                 direct = (
                     None
-                    if names is None or graphql_type is subscription
-                    else _direct(definition, names, schema.config.info_class)
+                    if arguments is None or graphql_type is subscription
+                    else _direct(definition, arguments, schema.config.info_class)
                 )
                 if direct is not None:
                     field.resolve = direct

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import secrets
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 from hub.documents.errors import BadDocument, child_path, index_path
@@ -73,12 +73,20 @@ def canonical_json(value: object, *, path: str = "body") -> bytes:
             where = index_path(where, step) if isinstance(step, int) else child_path(where, step)
         raise BadDocument(where, fault.problem) from None
     if keys_sort_alike:
-        # Same bytes as RFC 8785 for what _check_json admits (no floats, safe integers,
-        # no lone surrogates): json's escaping matches ECMAScript's JSON.stringify, and
-        # code-point key order equals UTF-16 order when no key has a char >= U+D800.
-        # ~10x faster than the pure-Python rfc8785 encoder (tests compare the two).
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+        return canonical_json_of_checked(value)
     return rfc8785.dumps(value)  # type: ignore[arg-type]
+
+
+def canonical_json_of_checked(value: object) -> bytes:
+    """RFC 8785 bytes of a value already held to what JCS carries and sorts alike: strings
+    without lone surrogates, safe integers, booleans, nulls, lists, and objects whose keys
+    have no character >= U+D800 — what ``canonical_json`` admits, or a validated invoice.
+
+    orjson writes the same bytes as RFC 8785 for such values: its escaping matches
+    ECMAScript's JSON.stringify, and its key order (UTF-8 bytes) equals UTF-16 order for
+    those keys. ~100x faster than the pure-Python rfc8785 encoder; tests compare the two.
+    """
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 class _Fault(Exception):

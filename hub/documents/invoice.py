@@ -87,6 +87,9 @@ _PAYER = ("name", "idMasked")
 _VISIT = ("type", "department", "recordNumber", "admittedOn", "dischargedOn")
 _ITEM = ("category", "code", "name", "quantity", "unitPrice", "amount")
 _TOTALS = ("total", "insuranceFund", "otherPayments", "personalAccount", "personalCash", "selfPay")
+_FIELD_SETS: dict[tuple[str, ...], frozenset[str]] = {
+    fields: frozenset(fields) for fields in (_TOP, _PAYER, _VISIT, _ITEM, _TOTALS)
+}
 
 _BILL_CODE = re.compile(r"[0-9]{8}")
 _BILL_NUMBER = re.compile(r"[0-9]{10}")
@@ -97,6 +100,8 @@ _SIGNED_DECIMAL = re.compile(r"-[0-9]+(\.[0-9]+)?")
 _ID_MASKED = re.compile(rf"[0-9A-Za-z*]{{1,{MAX_ID_MASKED_CHARS}}}")
 _CATEGORY_ECHO = re.compile(r"[a-z_]{1,32}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A str holds a surrogate only alone (a pair is one code point): such text is not Unicode.
+_CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 _CENT = Decimal("0.01")
 # quantity x unitPrice has up to 2 x (12 + 2) digits; the default 28-digit context is too tight.
@@ -141,6 +146,8 @@ def invoice_document_id(body: Mapping[str, Any]) -> str:
 def _object(value: object, path: str, fields: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadDocument(path, "must be an object")
+    if value.keys() == _FIELD_SETS[fields]:
+        return value  # the usual case, in one comparison; otherwise name the first fault
     for key in value:
         if not isinstance(key, str):
             raise BadDocument(path, "object keys must be strings")
@@ -155,16 +162,14 @@ def _object(value: object, path: str, fields: tuple[str, ...]) -> dict[str, Any]
 def _text(value: object, path: str) -> str:
     if not isinstance(value, str):
         raise BadDocument(path, f"must be a string, not {_json_type(value)}")
-    if not value.strip():
+    if not value or value.isspace():
         raise BadDocument(path, "must not be empty")
     if len(value) > MAX_TEXT_CHARS:
         raise BadDocument(path, f"longer than {MAX_TEXT_CHARS} characters")
-    if _CONTROL.search(value):
-        raise BadDocument(path, "must not contain control characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadDocument(path, "is not valid Unicode (lone surrogate)") from None
+    if _CONTROL_OR_SURROGATE.search(value):
+        if _CONTROL.search(value):
+            raise BadDocument(path, "must not contain control characters")
+        raise BadDocument(path, "is not valid Unicode (lone surrogate)")
     return value
 
 
@@ -229,28 +234,40 @@ def _items(value: object) -> Decimal:
         raise BadDocument("body.items", f"more than {MAX_ITEMS} items")
     total = Decimal(0)
     for i, raw in enumerate(value):
-        path = index_path("body.items", i)
-        item = _object(raw, path, _ITEM)
-        category = item["category"]
-        if not isinstance(category, str) or category not in CATEGORIES:
-            shown = f" {category!r}" if _is_echoable_key(category) else ""
-            raise BadDocument(f"{path}.category", f"unknown category{shown}; one of {_KEYS}")
-        _text(item["code"], f"{path}.code")
-        _text(item["name"], f"{path}.name")
-        quantity = _money(item["quantity"], f"{path}.quantity")
-        if quantity == 0:
-            raise BadDocument(f"{path}.quantity", "must be positive")
-        unit_price = _money(item["unitPrice"], f"{path}.unitPrice")
-        amount = _money(item["amount"], f"{path}.amount")
-        expected = _EXACT.multiply(quantity, unit_price).quantize(_CENT, rounding=ROUND_HALF_UP)
-        if amount != expected:
-            raise BadDocument(
-                f"{path}.amount",
-                f"{item['amount']} is not quantity x unitPrice "
-                f"({item['quantity']} x {item['unitPrice']} = {expected}, rounded half-up)",
-            )
-        total = _EXACT.add(total, amount)
+        try:
+            total = _EXACT.add(total, _item(raw))
+        except BadDocument as fault:
+            # Item paths are written only for the faulty item, not for every good one.
+            where = index_path("body.items", i) + fault.field.removeprefix(_ITEM_PATH)
+            raise BadDocument(where, fault.problem) from None
     return total
+
+
+_ITEM_PATH = "item"
+
+
+def _item(raw: object) -> Decimal:
+    """The amount of one item; faults are named under ``item`` (the caller renames)."""
+    item = _object(raw, _ITEM_PATH, _ITEM)
+    category = item["category"]
+    if not isinstance(category, str) or category not in CATEGORIES:
+        shown = f" {category!r}" if _is_echoable_key(category) else ""
+        raise BadDocument("item.category", f"unknown category{shown}; one of {_KEYS}")
+    _text(item["code"], "item.code")
+    _text(item["name"], "item.name")
+    quantity = _money(item["quantity"], "item.quantity")
+    if quantity == 0:
+        raise BadDocument("item.quantity", "must be positive")
+    unit_price = _money(item["unitPrice"], "item.unitPrice")
+    amount = _money(item["amount"], "item.amount")
+    expected = _EXACT.multiply(quantity, unit_price).quantize(_CENT, rounding=ROUND_HALF_UP)
+    if amount != expected:
+        raise BadDocument(
+            "item.amount",
+            f"{item['amount']} is not quantity x unitPrice "
+            f"({item['quantity']} x {item['unitPrice']} = {expected}, rounded half-up)",
+        )
+    return amount
 
 
 def _totals(value: object, items_total: Decimal) -> None:

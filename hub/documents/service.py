@@ -22,6 +22,7 @@ from hub.db import Database, Sql
 from hub.documents.canonical import (
     body_digest,
     canonical_json,
+    canonical_json_of_checked,
     document_leaf_data,
     is_timestamp,
     new_salt,
@@ -132,7 +133,13 @@ def prepare(doc: DocumentInput, policy: IssuerPolicy) -> _Candidate:
             raise BadInput("supersedes: a reversal must name the version it reverses")
     if issued_at is None:
         raise BadInput("issuedAt: required for this document type")
-    canonical = canonical_json(doc.body)
+    # validate_invoice admits only what JCS carries as is (strings, nulls, lists, objects
+    # with ASCII keys): its canonical form needs no second walk.
+    canonical = (
+        canonical_json_of_checked(doc.body)
+        if doc.type == INVOICE_TYPE
+        else canonical_json(doc.body)
+    )
     if len(canonical) > MAX_BODY_BYTES:
         raise BadInput(f"body: larger than {MAX_BODY_BYTES} bytes in canonical form")
     _check_signature(canonical, doc.signature, policy)

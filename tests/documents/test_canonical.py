@@ -341,3 +341,18 @@ def test_keys_beyond_the_bmp_sort_by_utf16_code_units() -> None:
     assert canonical_json(value).index("\U0001f600".encode()) < canonical_json(value).index(
         "\uff01".encode()
     )
+
+
+def test_a_validated_invoice_needs_no_check_for_its_canonical_bytes() -> None:
+    # The submit path writes a validated invoice with canonical_json_of_checked, skipping
+    # the walk: what validate_invoice admits must already be what JCS carries as is.
+    from hub.documents.canonical import canonical_json_of_checked
+    from hub.documents.demo_data import demo_invoices
+    from hub.documents.invoice import validate_invoice
+
+    awkward = ['引号"与\\反斜杠', "line\u2028sep", "emoji \U0001f600", "é/ü", "\u007e~"]
+    for i, body in enumerate(demo_invoices(500, seed=11)):
+        body["issuerName"] = awkward[i % len(awkward)]
+        body["items"][0]["name"] = awkward[(i + 1) % len(awkward)]
+        validate_invoice(body)
+        assert canonical_json_of_checked(body) == rfc8785.dumps(body)

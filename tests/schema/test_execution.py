@@ -34,8 +34,27 @@ class Item:
     size: int | None
 
 
+@strawberry.input
+class Filter:
+    colour: Colour
+    names: list[str]
+    note: strawberry.scalars.JSON | None = None
+    size: int | None = 5
+    inner: "Filter | None" = None
+
+
 @strawberry.type
 class Query:
+    @strawberry.field
+    async def echo(self, filters: list[Filter], extra: list[int] | None = None) -> str:
+        # The converted arguments as Python sees them: types, values and defaults.
+        def show(f: Filter | None) -> object:
+            if f is None:
+                return None
+            return [type(f).__name__, f.colour, f.names, f.note, f.size, show(f.inner)]
+
+        return repr([[show(f) for f in filters], extra])
+
     @strawberry.field
     async def item(self, info: Info, id: strawberry.ID, size: int | None = 3) -> Item:
         if id == "boom":
@@ -74,6 +93,10 @@ QUERIES = [
     "{ broken { colour maybeTags size } }",
     "{ items { name size colour __typename } }",
     "query Q($id: ID!) { item(id: $id) { name } }",
+    '{ echo(filters: [{colour: RED, names: ["a"]}]) }',
+    '{ echo(filters: [{colour: BLUE, names: [], note: {a: [1, "x"]}, size: null,'
+    ' inner: {colour: RED, names: ["b"]}}], extra: [1, 2]) }',
+    "query E($f: [Filter!]!) { echo(filters: $f) }",
 ]
 
 
@@ -92,7 +115,10 @@ async def _run(schema: strawberry.Schema, query: str) -> ExecutionResult:
         schema._schema,
         parse(query),
         context_value={"who": "tester"},
-        variable_values={"id": "v"},
+        variable_values={
+            "id": "v",
+            "f": [{"colour": "BLUE", "names": ["n"], "note": {"deep": [None, True]}}],
+        },
         executor_class=schema.execution_context_class,
     )
     if not isinstance(result, ExecutionResult):
