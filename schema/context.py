@@ -40,6 +40,8 @@ class Context:
     now: Callable[[], datetime] = utc_now
     # Rows a resolver handed out, by row key, so loaders can take keys that hash.
     rows: dict[int, DocRow] = field(default_factory=dict)
+    # (row key, purpose) -> leaf index of the access leaf this request already anchored.
+    reads_on_ledger: dict[tuple[int, str], int] = field(default_factory=dict)
     _scope: Scope | None = None
     _head: SignedHead | None = None
     institutions: DataLoader[str, InstitutionRecord | None] = field(init=False)

@@ -15,9 +15,10 @@ from datetime import date
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from hub.access import documents as docs
-from hub.access.access_log import access_events
+from hub.access.access_log import access_events, record_reads
 from hub.access.grants import list_grants
 from hub.access.visibility import Access
 from hub.documents.invoice import INVOICE_TYPE
@@ -85,6 +86,27 @@ async def find_visible(
         if best is not None:
             return Document.of(best[1], best[2])
     raise NotFound(NOT_FOUND_MESSAGE)
+
+
+def _asks_for_node_body(selections: list[Selection], path: tuple[str, ...] = ()) -> bool:
+    """Whether ``documents { edges { node { body } } }`` is asked for, unconditionally.
+
+    A field under @skip/@include is left to the body's own resolver, which records the
+    read only when it runs.
+    """
+    want = ("documents", "edges", "node", "body")
+    for selection in selections:
+        if selection.directives:
+            continue
+        if isinstance(selection, SelectedField):
+            here = (*path, selection.name)
+            if here != want[: len(here)]:
+                continue
+            if here == want or _asks_for_node_body(selection.selections, here):
+                return True
+        elif _asks_for_node_body(selection.selections, path):
+            return True
+    return False
 
 
 def _cursor(leaf_index: int) -> str:
@@ -155,12 +177,22 @@ class Query:
         scope = await ctx.scope()
         rows, more = await docs.page(ctx.hub.db, scope, flt, _after(after), first)
         edges = []
+        reads: list[tuple[docs.DocRow, str]] = []
         for row in rows:
             access = scope.access(row.doc.issuer, row.doc.type, row.doc.subject)
             assert access is not None  # the page query applied the same scope
             edges.append(
                 DocumentEdge(cursor=_cursor(row.doc.leaf_index), node=Document.of(row, access))
             )
+            if access.purpose is not None and row.doc.body_text is not None:
+                reads.append((row, access.purpose))
+        if reads and _asks_for_node_body(info.selected_fields):
+            # The page's reads in one submission, before any body is written out; each
+            # node's body then completes at once.
+            assert ctx.principal is not None and ctx.principal.inst is not None
+            indexes = await record_reads(ctx.hub, ctx.principal.inst, reads, ctx.now())
+            for (row, purpose), index in zip(reads, indexes, strict=True):
+                ctx.reads_on_ledger[(row.pk, purpose)] = index
         end = edges[-1].cursor if edges else None
         return DocumentConnection(
             edges=edges,

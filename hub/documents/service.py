@@ -7,7 +7,6 @@ are made under the lock, so two concurrent submissions of one document cannot bo
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -355,7 +355,7 @@ class StoredDocument:
         body) never look at it."""
         if self.body_text is None:
             return None
-        parsed: dict[str, Any] = json.loads(self.body_text)
+        parsed: dict[str, Any] = orjson.loads(self.body_text)
         return parsed
 
     @property

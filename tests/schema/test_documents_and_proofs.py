@@ -197,3 +197,45 @@ def test_exported_schema_is_current() -> None:
     assert DEFAULT_PATH.read_text(encoding="utf-8") == sdl(), (
         "schema/hub.graphql is stale: run `python -m schema.export`"
     )
+
+
+async def _access_leaves(world: World) -> list[tuple[str, int]]:
+    rows = await world.hub.db.sql.fetch(
+        "SELECT d.doc_id, a.leaf_index FROM access_events a"
+        " JOIN documents d ON d.id = a.document_id ORDER BY a.leaf_index"
+    )
+    return [(r[0], int(r[1])) for r in rows]
+
+
+async def test_a_page_of_bodies_is_one_access_leaf_per_body_read(world: World) -> None:
+    token = world.token("agency", "clerk", AGENCY_FULL)
+    before = await _access_leaves(world)
+    # Asked through a fragment, as clients often do: every body on the page is a read.
+    page = (
+        "fragment F on Document { id body }"
+        " { documents(first: 5) { edges { node { ...F } } } checkpoint { treeSize } }"
+    )
+    r = await world.gql(page, None, token)
+    ids = [e["node"]["id"] for e in r["data"]["documents"]["edges"]]
+    assert all(e["node"]["body"] for e in r["data"]["documents"]["edges"])
+    new = (await _access_leaves(world))[len(before) :]
+    assert [doc for doc, _ in new] == ids
+    # On the ledger before the answer: under the checkpoint read in the same request.
+    assert max(index for _, index in new) < r["data"]["checkpoint"]["treeSize"]
+    # No body asked for, or one skipped by a directive: no read, no leaf.
+    for query in (
+        "{ documents(first: 5) { edges { node { id digest } } } }",
+        "query($b: Boolean!) { documents(first: 5) { edges { node { id"
+        " body @include(if: $b) } } } }",
+    ):
+        assert "errors" not in await world.gql(query, {"b": False}, token)
+    assert len(await _access_leaves(world)) == len(before) + len(ids)
+    # The same body under @include(if: true) is read and recorded by its own resolver.
+    r = await world.gql(
+        "query($b: Boolean!) { documents(first: 2) { edges { node { id"
+        " body @include(if: $b) } } } }",
+        {"b": True},
+        token,
+    )
+    assert all(e["node"]["body"] for e in r["data"]["documents"]["edges"])
+    assert len(await _access_leaves(world)) == len(before) + len(ids) + 2
