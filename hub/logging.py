@@ -11,6 +11,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 # The attributes every LogRecord has; anything else on a record came through `extra=`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 ACCESS_LOGGER = "uvicorn.access"
@@ -44,9 +46,10 @@ class JsonFormatter(logging.Formatter):
         }
         access = _access_fields(record) if record.name == ACCESS_LOGGER else None
         if access is not None:
+            # One a request: its fields are known, and json is most of its cost.
             entry.update(access)
-        else:
-            entry["message"] = record.getMessage()
+            return orjson.dumps(entry).decode()
+        entry["message"] = record.getMessage()
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:
                 entry[key] = value
