@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from adapters.hub_client import (
     MAX_BATCH,
@@ -178,7 +179,7 @@ class Delivery:
         document: dict[str, Any] = {
             "type": item.type,
             "id": item.id,
-            "body": json.loads(item.body),
+            "body": orjson.loads(item.body),
         }
         if item.issued_at is not None:
             document["issuedAt"] = item.issued_at

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 from adapters.errors import AdapterError
 
@@ -148,10 +149,15 @@ class HubClient:
             return []
         if len(documents) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} documents per call")
-        headers = {"Authorization": f"Bearer {self._token()}"}
+        headers = {
+            "Authorization": f"Bearer {self._token()}",
+            "Content-Type": "application/json",
+        }
         payload = {"query": SUBMIT_DOCUMENTS, "variables": {"docs": list(documents)}}
         try:
-            response = await self._http.post(self.url, json=payload, headers=headers)
+            response = await self._http.post(
+                self.url, content=orjson.dumps(payload), headers=headers
+            )
         except httpx.TransportError as error:
             raise HubUnavailable(
                 f"hub unreachable at {self.url}: {type(error).__name__}: {error}"

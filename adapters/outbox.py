@@ -467,11 +467,17 @@ class _Transaction:
 
 
 def _content(item: NewDocument) -> tuple[str, str]:
-    body = canonical_json(item.body).decode("utf-8")
-    content: dict[str, Any] = {"type": item.type, "id": item.id, "body": item.body}
+    """The canonical body, and the digest of the canonical {type, id, body, supersedes}.
+
+    That object's JCS form is its members in key order (body, id, supersedes, type), so it
+    is written around the body's canonical bytes instead of canonicalising the body twice.
+    """
+    body = canonical_json(item.body)
+    content = [b'{"body":', body, b',"id":', canonical_json(item.id, path="id")]
     if item.supersedes is not None:
-        content["supersedes"] = item.supersedes
-    return body, hashlib.sha256(canonical_json(content)).hexdigest()
+        content += [b',"supersedes":', canonical_json(item.supersedes, path="supersedes")]
+    content += [b',"type":', canonical_json(item.type, path="type"), b"}"]
+    return body.decode("utf-8"), hashlib.sha256(b"".join(content)).hexdigest()
 
 
 def _now() -> str:

@@ -52,6 +52,24 @@ def test_enqueue_is_idempotent_by_key_and_refuses_reused_keys(outbox: Outbox) ->
     assert outbox.enqueue([doc(a, "hl7:HIS|H|1", supersedes=1)])[0].status == "conflict"
 
 
+def test_the_content_digest_is_that_of_the_canonical_content_object(outbox: Outbox) -> None:
+    # Outbox files written before keep working: the digest a repeat is compared with is
+    # still SHA-256 of JCS({type, id, body[, supersedes]}), however it is computed.
+    import hashlib
+
+    a, b = demo_invoices(2, seed=4)
+    a["issuerName"] = '引号"\\ and \u2028'
+    for body, extra in ((a, {}), (b, {"supersedes": 3})):
+        item = doc(body, **extra)
+        outbox.enqueue([item])
+        content: dict[str, Any] = {"type": item.type, "id": item.id, "body": body, **extra}
+        want = hashlib.sha256(canonical_json(content)).hexdigest()
+        stored = sqlite3.connect(outbox.path).execute(
+            "SELECT content_digest FROM documents WHERE key = ?", (item.key,)
+        )
+        assert stored.fetchone()[0] == want
+
+
 def test_document_keys_depend_on_the_body() -> None:
     a, b = demo_invoices(2)
     assert document_key(INVOICE_TYPE, "x", a) == document_key(INVOICE_TYPE, "x", dict(a))
