@@ -9,7 +9,7 @@ import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
@@ -29,6 +29,7 @@ from hub.auth.tokens import (
 from hub.services import Hub
 from schema.context import Context, Guards
 from schema.executor import HubExecutionContext
+from schema.http import GraphQLPost, replaying
 from schema.limits import (
     MAX_REQUEST_BYTES,
     DevLimits,
@@ -191,17 +192,7 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         payload: dict[str, Any] = {
@@ -219,8 +210,6 @@ class BodyLimit:
 
 def graphql_app(prod: bool = False) -> ASGIApp:
     """The ASGI app to mount at /graphql (HTTP and websocket)."""
-    from schema.http import GraphQLPost
-
     schema = build_schema(prod)
     view = HubGraphQL(schema, graphql_ide=None if prod else "graphiql")
     return BodyLimit(GraphQLPost(schema, view, prod, request_context))

@@ -211,6 +211,11 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
         if not message.get("more_body", False):
             break
     body = b"".join(chunks)
+    return body, replaying(body, receive)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives ``body`` as the whole request, then defers to ``receive``."""
     sent = False
 
     async def replay() -> Message:
@@ -220,4 +225,4 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return body, replay
+    return replay
