@@ -9,7 +9,6 @@ strawberry's view, which answers it as before.
 """
 
 import json
-import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,13 +35,11 @@ from schema.context import Context
 from schema.limits import (
     MAX_TOKENS,
     guard_refusal,
-    is_unexpected,
     limit_rules,
     refused,
     shape_error,
 )
 
-log = logging.getLogger(__name__)
 PLAN_CACHE_SIZE: Final = 1024
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 
@@ -187,9 +184,8 @@ class GraphQLPost:
         )
         if isinstance(result, Awaitable):
             result = await result
-        for error in result.errors or ():
-            if is_unexpected(error):
-                log.error("unexpected error at %s", error.path, exc_info=error.original_error)
+        if result.errors:
+            self.schema.process_errors(result.errors)  # logs the unexpected ones, as the view
         return result.data, result.errors
 
 
