@@ -15,8 +15,8 @@ from functools import cached_property
 from typing import Any
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 from hub.db import Database, Sql
 from hub.documents.canonical import (
@@ -70,7 +70,7 @@ class SubmitResult:
 class IssuerPolicy:
     """What the hub knows about the submitting institution's signatures."""
 
-    keys: tuple[Ed25519PublicKey, ...] = ()
+    keys: tuple[VerifyKey, ...] = ()
     signatures_required: bool = False
 
 
@@ -104,9 +104,9 @@ def _check_signature(canonical: bytes, signature: str | None, policy: IssuerPoli
         raise BadSignature("signature given but the institution has no registered key")
     for key in policy.keys:
         try:
-            key.verify(raw, canonical)
+            key.verify(canonical, raw)
             return
-        except InvalidSignature:
+        except (BadSignatureError, ValueError):
             continue
     raise BadSignature("signature does not verify with any registered key of the institution")
 
@@ -306,7 +306,7 @@ class DocumentService:
             [issuer],
         )
         return IssuerPolicy(
-            tuple(Ed25519PublicKey.from_public_bytes(bytes(k[0])) for k in keys),
+            tuple(VerifyKey(bytes(k[0])) for k in keys),
             bool(rows[0][1]),
         )
 
