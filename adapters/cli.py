@@ -40,6 +40,7 @@ from adapters.mllp import DEFAULT_MAX_MESSAGE_BYTES, Hl7Intake, MllpListener
 from adapters.outbox import NewDocument, Outbox, document_key
 from adapters.signing import Signer
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
+from hub.runner import run
 
 __all__ = ["DEFAULT_OUTBOX", "enqueue_invoices", "main", "register"]
 
@@ -462,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     register(parser.add_subparsers(dest="adapter", required=True))
     args = parser.parse_args(argv)
     try:
-        return asyncio.run(args.handler(args))
+        return run(args.handler(args))
     except KeyboardInterrupt:
         return 130
 

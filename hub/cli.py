@@ -10,6 +10,7 @@ from typing import Any
 
 from hub.config import Settings
 from hub.errors import HubError
+from hub.runner import run
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -317,9 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return (
                 int(args.handler(args) or 0)
                 if not asyncio.iscoroutinefunction(args.handler)
-                else int(asyncio.run(args.handler(args)) or 0)
+                else int(run(args.handler(args)) or 0)
             )
-        return asyncio.run(args.handler(args, settings))
+        return run(args.handler(args, settings))
     except KeyboardInterrupt:
         return 130
     except (HubError, ValueError, OSError) as exc:
