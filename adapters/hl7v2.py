@@ -22,13 +22,14 @@ Error texts name segments, fields and rules, never a personal value.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from adapters.errors import AdapterError
 from hub.documents.errors import BadDocument
@@ -51,6 +52,7 @@ __all__ = [
     "ack",
     "ack_batch",
     "decode_message",
+    "decode_with_codec",
     "escape",
     "invoice_to_dft_p03",
     "is_batch",
@@ -216,6 +218,7 @@ class Dft:
     version: str
     body: dict[str, Any]
     supersedes: int | None = None
+    header: Header | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,8 @@ class _Message:
 
 
 def _part(text: str, separator: str, index: int) -> str:
+    if separator not in text:  # most leaves: no split, no list
+        return text if index == 1 else ""
     parts = text.split(separator)
     return parts[index - 1] if index <= len(parts) else ""
 
@@ -308,6 +313,17 @@ def _part(text: str, separator: str, index: int) -> str:
 def _lines(text: str) -> list[str]:
     # Files use \n or \r\n; MLLP uses \r. Blank lines carry nothing.
     return [line for line in _LINE_BREAK.split(text) if line.strip()]
+
+
+def _first_line(text: str) -> str:
+    """``_lines(text)[0]`` (or ``""``) without splitting the rest of the message."""
+    start = 0
+    while True:
+        match = _LINE_BREAK.search(text, start)
+        line = text[start : match.start()] if match else text[start:]
+        if line.strip() or match is None:
+            return line if line.strip() else ""
+        start = match.end()
 
 
 def _encoding_of(line: str, name: str, codec: str = "utf-8") -> Encoding:
@@ -355,8 +371,8 @@ def _split(line: str, encoding: Encoding, sequence: int) -> _Segment:
     return _Segment(name, fields, sequence)
 
 
-def _parse(message: str) -> _Message:
-    lines = _lines(message)
+def _parse(message: str, *, header_only: bool = False) -> _Message:
+    lines = [_first_line(message)] if header_only else _lines(message)
     if not lines or not lines[0].startswith("MSH"):
         raise Hl7Error("MSH", None, "a message must begin with an MSH segment", reject=True)
     encoding = _encoding_of(lines[0], "MSH")
@@ -393,10 +409,17 @@ def decode_message(data: bytes) -> str:
 
     Raises Hl7Error (MSH-18) when the bytes are not in that character set.
     """
+    return decode_with_codec(data)[0]
+
+
+def decode_with_codec(data: bytes) -> tuple[str, str]:
+    """``decode_message(data)`` and the codec it decoded with."""
     # Delimiters are ASCII in every character set we read, so a byte-wise view finds MSH-18.
     view = data.decode("latin-1")
     charset = ""
-    for line in _lines(view):
+    # The MSH of a lone message is its first line; a batch's first MSH comes later.
+    first = _first_line(view)
+    for line in [first] if first.startswith("MSH") else _lines(view):
         if line.startswith("MSH") and len(line) > 3:
             fields = line.split(line[3])
             # fields[0] is MSH, fields[1] MSH-2, so MSH-n is fields[n - 1].
@@ -404,7 +427,7 @@ def decode_message(data: bytes) -> str:
             break
     codec = _charset_codec(charset) or "utf-8"
     try:
-        return data.decode(codec)
+        return data.decode(codec), codec
     except UnicodeDecodeError:
         raise Hl7Error(
             "MSH",
@@ -415,7 +438,7 @@ def decode_message(data: bytes) -> str:
 
 def read_header(message: str) -> Header:
     """The MSH of ``message``. Raises Hl7Error (an AR) when it cannot be read."""
-    return _header(_parse(message))
+    return _header(_parse(message, header_only=True))
 
 
 def _header(msg: _Message) -> Header:
@@ -509,11 +532,12 @@ def read_dft_p03(message: str, *, default_offset: str = DEFAULT_OFFSET) -> Dft:
         version=header.version,
         body=body,
         supersedes=reader.supersedes,
+        header=header,
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Source:
+class _Source(NamedTuple):
+    # A tuple: one is made per field read, and only a refused message looks at them.
     segment: str
     field: int | None
     sequence: int | None = None
@@ -1078,19 +1102,22 @@ def ack(
     *,
     control_id: str | None = None,
     now: datetime | None = None,
+    header: Header | None = None,
 ) -> str:
     """An original-mode ACK to ``message``: ``AA``, ``AE`` or ``AR``.
 
     ``error`` becomes an ERR segment (v2.5: ERR-2 location, ERR-3 code, ERR-4 severity,
     ERR-8 text; v2.3/2.4: ERR-1) and MSA-3. An unreadable ``message`` still gets an
-    answer, with default delimiters and an empty MSA-2.
+    answer, with default delimiters and an empty MSA-2. ``header`` is ``message``'s MSH
+    when the caller has already read it.
     """
     if code not in ("AA", "AE", "AR"):
         raise ValueError("code must be AA, AE or AR")
-    try:
-        header: Header | None = read_header(message)
-    except Hl7Error:
-        header = None
+    if header is None:
+        try:
+            header = read_header(message)
+        except Hl7Error:
+            header = None
     enc = header.encoding if header else Encoding(codec="utf-8")
     version = header.version if header and header.version in SUPPORTED_VERSIONS else "2.5"
     moment = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S%z")
@@ -1107,7 +1134,7 @@ def ack(
             6: header.sending_facility if header else "",
             7: moment,
             9: message_type,
-            10: escape(control_id or secrets.token_hex(10), enc),
+            10: escape(control_id or _ack_control_id(), enc),
             11: "P",
             12: version,
         },
@@ -1118,6 +1145,16 @@ def ack(
     if error is not None:
         segments.append(_err(error, enc, version))
     return "\r".join(segments) + "\r"
+
+
+_ACK_ID_PREFIX = secrets.token_hex(6)
+_ack_ids = itertools.count(1)
+
+
+def _ack_control_id() -> str:
+    # Unique per ACK without a random draw (a getrandom call) for each: a random
+    # per-process prefix and a counter, 20 characters as MSH-10 allows in v2.3.
+    return f"{_ACK_ID_PREFIX}{next(_ack_ids):08x}"[:20]
 
 
 def _err(error: Hl7Error, enc: Encoding, version: str) -> str:
@@ -1161,8 +1198,7 @@ def ack_batch(acks: list[str], *, now: datetime | None = None) -> str:
 
 def is_batch(text: str) -> bool:
     """Whether ``text`` is a batch file (starts with FHS or BHS) rather than one message."""
-    lines = _lines(text[:4096])
-    return bool(lines) and lines[0][:3] in ("FHS", "BHS")
+    return _first_line(text)[:3] in ("FHS", "BHS")
 
 
 def split_batch(text: str) -> Batch:

@@ -28,7 +28,7 @@ from adapters.hl7v2 import (
     Hl7Error,
     ack,
     ack_batch,
-    decode_message,
+    decode_with_codec,
     is_batch,
     read_dft_p03,
     read_header,
@@ -82,16 +82,16 @@ class Hl7Intake:
     async def accept_bytes(self, data: bytes) -> tuple[bytes, list[Outcome]]:
         """One MLLP block (a message or a batch) in; the reply bytes and outcomes out."""
         try:
-            text = decode_message(data)
+            text, codec = decode_with_codec(data)
         except Hl7Error as error:
             # Delimiters and MSH are ASCII, so the header still reads for the ACK.
             text = data.decode("latin-1")
             outcome = await self._refused(text, error, raw=data)
             return outcome.ack.encode("ascii", "replace"), [outcome]
-        codec = _codec(text)
         if is_batch(text):
             outcomes = await self.accept_batch(text)
             reply = ack_batch([outcome.ack for outcome in outcomes])
+            codec = "utf-8"  # the batch header names no character set
         else:
             outcome = await self.accept(text)
             outcomes, reply = [outcome], outcome.ack
@@ -142,7 +142,8 @@ class Hl7Intake:
             return await self._refused(message, reused)
         if result.status == "new" and self.on_enqueued is not None:
             self.on_enqueued()
-        return Outcome("AA", ack(message, "AA"), dft.control_id, stored=result.status == "new")
+        reply = ack(message, "AA", header=dft.header)
+        return Outcome("AA", reply, dft.control_id, stored=result.status == "new")
 
     async def refuse_unframed(self, problem: str, code: str = SEGMENT_SEQUENCE_ERROR) -> Outcome:
         """Answer a block we could not even frame or size (no message to name)."""
@@ -237,10 +238,3 @@ class MllpListener:
         finally:
             self._connections.discard(task)
             writer.close()
-
-
-def _codec(text: str) -> str:
-    try:
-        return read_header(text).encoding.codec
-    except Hl7Error:
-        return "utf-8"
