@@ -9,7 +9,8 @@ page's loads.
 
 A plain scalar field (``schema.resolvers``) is completed without the Info object and the
 generic completion graphql-core spends on every field: a proof's ~20 hashes and a page's
-hundreds of scalars are most of an answer.
+hundreds of scalars are most of an answer. An object whose selected fields are all plain
+(a submit result, a page's edge) is completed as one dict, its plan made once per request.
 """
 
 from typing import Any
@@ -18,7 +19,23 @@ from graphql import GraphQLObjectType
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.resolvers import GENERIC, plain_leaf
+from schema.resolvers import GENERIC, Complete, plain_leaf
+
+Plan = list[tuple[str, Complete]]
+
+
+def _object_plan(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | None:
+    plan: Plan = []
+    for response_name, field_details_list in grouped_field_set.items():
+        node = field_details_list[0].node
+        field = parent_type.fields.get(node.name.value)
+        if field is None or any(details.node.arguments for details in field_details_list):
+            return None
+        complete = plain_leaf(field)
+        if complete is None:
+            return None
+        plan.append((response_name, complete))
+    return plan
 
 
 class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -55,5 +72,37 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         # The spec lets a query's top-level fields run serially, as a mutation's must; a
         # later field then never starts when an earlier one failed the whole operation.
-        run = self.execute_fields_serially if path is None else super().execute_fields
-        return run(parent_type, source_value, path, grouped_field_set, position_context)
+        if path is None:
+            return self.execute_fields_serially(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        plan = self._plan_of(parent_type, grouped_field_set)
+        if plan is not None:
+            results: dict[str, Any] = {}
+            for response_name, complete in plan:
+                try:
+                    value = complete(source_value)
+                except Exception:
+                    value = GENERIC
+                if value is GENERIC:
+                    break
+                results[response_name] = value
+            else:
+                return results
+        return super().execute_fields(
+            parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | None:
+        # graphql-core memoizes a field's subfields per request, so every item of a list
+        # brings the same grouped_field_set; it stays in the value to keep its id unique.
+        plans: dict[tuple[str, int], tuple[Any, Plan | None]] | None = getattr(
+            self, "_hub_plans", None
+        )
+        if plans is None:
+            plans = self._hub_plans = {}
+        key = (parent_type.name, id(grouped_field_set))
+        found = plans.get(key)
+        if found is None:
+            found = plans[key] = (grouped_field_set, _object_plan(parent_type, grouped_field_set))
+        return found[1]

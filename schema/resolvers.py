@@ -85,7 +85,15 @@ def _leaf_completer(name: str, graphql_type: GraphQLOutputType) -> Complete | No
 
         return complete
     if not isinstance(outer, GraphQLList):
-        return None
+        if not nullable:
+            return None
+
+        def complete_absent(source: Any) -> Any:
+            # An absent optional object (a result's `error`, say) is null whatever its
+            # selection asks; a present one needs graphql-core's completion.
+            return None if get(source) is None else GENERIC
+
+        return complete_absent
     inner, items_nullable = _unwrap(outer.of_type)
     if not is_leaf_type(inner):
         return None

@@ -32,6 +32,7 @@ class Item:
     tags: list[str]
     maybe_tags: list[str | None] | None
     size: int | None
+    parent: "Item | None" = None
 
 
 @strawberry.input
@@ -79,9 +80,25 @@ class Query:
 
     @strawberry.field
     def items(self) -> list[Item]:
+        root = Item(name="root", colour=Colour.BLUE, tags=["r"], maybe_tags=None, size=None)
         return [
-            Item(name=str(i), colour=Colour.RED, tags=[], maybe_tags=None, size=i) for i in range(3)
+            Item(
+                name=str(i),
+                colour=Colour.RED,
+                tags=[],
+                maybe_tags=None,
+                size=i,
+                parent=root if i == 1 else None,
+            )
+            for i in range(3)
         ]
+
+    @strawberry.field
+    def mixed(self) -> list[Item | None]:
+        # The second item breaks its non-null name: it alone must become null.
+        good = Item(name="ok", colour=Colour.RED, tags=[], maybe_tags=None, size=1)
+        bad = Item(name=None, colour=Colour.RED, tags=[], maybe_tags=None, size=2)  # type: ignore[arg-type]
+        return [good, bad, good]
 
 
 QUERIES = [
@@ -92,6 +109,10 @@ QUERIES = [
     "{ broken { tags } }",
     "{ broken { colour maybeTags size } }",
     "{ items { name size colour __typename } }",
+    "{ items { name tags parent { name size parent { name } } } }",
+    "{ items { n: name name size @skip(if: true) parent { tags } } }",
+    "{ mixed { size name } }",
+    "{ mixed { size parent { name } } }",
     "query Q($id: ID!) { item(id: $id) { name } }",
     '{ echo(filters: [{colour: RED, names: ["a"]}]) }',
     '{ echo(filters: [{colour: BLUE, names: [], note: {a: [1, "x"]}, size: null,'
