@@ -39,6 +39,8 @@ def _object_plan(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan
 
 
 class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    _hub_plans: dict[tuple[str, int], tuple[Any, Plan | None]]
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -96,10 +98,9 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | None:
         # graphql-core memoizes a field's subfields per request, so every item of a list
         # brings the same grouped_field_set; it stays in the value to keep its id unique.
-        plans: dict[tuple[str, int], tuple[Any, Plan | None]] | None = getattr(
-            self, "_hub_plans", None
-        )
-        if plans is None:
+        try:
+            plans = self._hub_plans
+        except AttributeError:
             plans = self._hub_plans = {}
         key = (parent_type.name, id(grouped_field_set))
         found = plans.get(key)
