@@ -352,8 +352,27 @@ async def test_500_messages_with_the_hub_down_in_the_middle(tmp_path: Path) -> N
 # ----------------------------------------------------------------- SIGKILL
 
 
-def start_adapter(outbox: Path, hub_url: str) -> tuple[subprocess.Popen[str], int]:
+def spawn_adapter(command: list[str], cwd: Path | None = None) -> tuple[subprocess.Popen[str], int]:
+    """Start an MLLP adapter process; it and the port it says it listens on."""
     process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+    if match is None:
+        process.kill()
+        raise AssertionError(f"adapter did not start: {line!r}")
+    return process, int(match[1])
+
+
+def start_adapter(outbox: Path, hub_url: str) -> tuple[subprocess.Popen[str], int]:
+    return spawn_adapter(
         [
             sys.executable,
             "-m",
@@ -371,18 +390,7 @@ def start_adapter(outbox: Path, hub_url: str) -> tuple[subprocess.Popen[str], in
             "0.2",
         ],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-    if match is None:
-        process.kill()
-        raise AssertionError(f"adapter did not start: {line!r}")
-    return process, int(match[1])
 
 
 def send_blocking(port: int, data: bytes) -> str:

@@ -7,8 +7,6 @@ PostgreSQL when HUB_TEST_POSTGRES_URL is set.
 """
 
 import asyncio
-import os
-import re
 import signal
 import subprocess
 import time
@@ -32,6 +30,7 @@ from tests.adapters.test_mllp import (
     msa,
     plan_500,
     send_blocking,
+    spawn_adapter,
     wait_until,
 )
 
@@ -102,24 +101,13 @@ async def test_500_messages_anchored_exactly_once_across_hub_crashes(
 
 
 def start_adapter(hub: RealHub, outbox: Path, key: Path) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
+    return spawn_adapter(
         [
             *HUB,
             *("adapter", "mllp", "--port", "0", "--hub", hub.url, "--token", hub.token),
             *("--outbox", str(outbox), "--key", str(key), "--backoff-cap", "0.2"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        ]
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-    if match is None:
-        process.kill()
-        raise AssertionError(f"adapter did not start: {line!r}")
-    return process, int(match[1])
 
 
 def test_an_adapter_killed_after_aa_delivers_after_restart(
