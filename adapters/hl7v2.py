@@ -278,13 +278,21 @@ class _Message:
         subcomponent: int = 1,
     ) -> str:
         """One leaf, unescaped; ``""`` (the HL7 null) and absent parts read as empty."""
-        raw = segment.raw(position)
-        if segment.name in _HEADER_SEGMENTS and position in (1, 2):
-            return raw
+        fields = segment.fields
+        leaf = fields[position] if position < len(fields) else ""
+        if position <= 2 and segment.name in _HEADER_SEGMENTS:
+            return leaf
         enc = self.encoding
-        leaf = _part(raw, enc.repetition, repetition)
-        leaf = _part(leaf, enc.component, component)
-        leaf = _part(leaf, enc.subcomponent, subcomponent)
+        # About ninety leaves a message: the splits are inline, and most leaves have
+        # no separator and no escape, so they come back as they are.
+        if enc.repetition in leaf or repetition != 1:
+            leaf = _part(leaf, enc.repetition, repetition)
+        if enc.component in leaf or component != 1:
+            leaf = _part(leaf, enc.component, component)
+        if enc.subcomponent in leaf or subcomponent != 1:
+            leaf = _part(leaf, enc.subcomponent, subcomponent)
+        if enc.escape not in leaf:
+            return "" if leaf == '""' else leaf
         if leaf == '""':
             return ""
         try:
@@ -557,7 +565,7 @@ class _BodyReader:
         path = error.field
         source = None
         while True:
-            source = self.sources.get(path)
+            source = self.sources.get(path) or self._item_source(path)
             if source is not None or not path:
                 break
             path = _parent_path(path)
@@ -576,6 +584,17 @@ class _BodyReader:
             component=source.component,
             code=code,
         )
+
+    def _item_source(self, path: str) -> _Source | None:
+        match = _ITEM_FIELD_PATH.fullmatch(path)
+        if match is None:
+            return None
+        ft1s = self.msg.all("FT1")
+        index = int(match[1])
+        if index >= len(ft1s):
+            return None
+        position, component = _ITEM_FIELDS[match[2]]
+        return _Source("FT1", position, ft1s[index].sequence, component)
 
     def _take(
         self,
@@ -735,14 +754,17 @@ class _BodyReader:
                 sequence=ft1.sequence,
                 code=TABLE_VALUE_NOT_FOUND if kind else REQUIRED_FIELD_MISSING,
             )
-        category = self._take(f"{path}.category", ft1, 8, repeating=True)
+        # Where each item field came from is worked out only for a refused message
+        # (``locate``, from _ITEM_FIELDS): six paths a line would cost more than the read.
+        value = self.msg.value
+        category = value(ft1, 8)
         return {
             "category": _CATEGORY_BY_LABEL.get(category, category),
-            "code": self._take(f"{path}.code", ft1, 7, component=1, repeating=True),
-            "name": self._take(f"{path}.name", ft1, 7, component=2, repeating=True),
-            "quantity": _number(self._take(f"{path}.quantity", ft1, 10, repeating=True), 0),
-            "unitPrice": _number(self._take(f"{path}.unitPrice", ft1, 12, repeating=True), 2),
-            "amount": _number(self._take(f"{path}.amount", ft1, 11, repeating=True), 2),
+            "code": value(ft1, 7, component=1),
+            "name": value(ft1, 7, component=2),
+            "quantity": _number(value(ft1, 10), 0),
+            "unitPrice": _number(value(ft1, 12), 2),
+            "amount": _number(value(ft1, 11), 2),
         }
 
     def _currency(self, zeb: _Segment, ft1s: list[_Segment]) -> str:
@@ -787,6 +809,17 @@ class _BodyReader:
             raise Hl7Error("ZEB", 15, "supersedes must be a positive version number")
         return int(raw)
 
+
+# Invoice item field -> (FT1 field, component when not the first) it is read from.
+_ITEM_FIELDS: dict[str, tuple[int, int | None]] = {
+    "category": (8, None),
+    "code": (7, None),
+    "name": (7, 2),
+    "quantity": (10, None),
+    "unitPrice": (12, None),
+    "amount": (11, None),
+}
+_ITEM_FIELD_PATH = re.compile(rf"body\.items\[([0-9]+)\]\.({'|'.join(_ITEM_FIELDS)})")
 
 _PAYMENT_FIELDS = {
     "insuranceFund": 6,

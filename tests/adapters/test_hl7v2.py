@@ -461,6 +461,17 @@ def test_a_wrong_amount_names_that_ft1_and_field_without_personal_data() -> None
         assert secret not in ack(message, "AE", error)
 
 
+def test_an_empty_item_name_names_its_ft1_field_and_component() -> None:
+    message = invoice_to_dft_p03(inpatient(), "N-1")
+    ft1 = [s for s in segments(message) if s.startswith("FT1|")][1]
+    code = ft1.split("|")[7].split("^")[0]
+    message = set_field(message, "FT1", 7, f"{code}^", occurrence=2)
+    error = error_of(message)
+    assert (error.segment, error.sequence, error.field, error.component) == ("FT1", 2, 7, 2)
+    assert (error.code, error.ack_code) == ("101", "AE")
+    assert "body.items[1].name" in str(error)
+
+
 @pytest.mark.parametrize(
     ("segment", "position", "value", "where", "code"),
     [
