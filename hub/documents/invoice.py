@@ -244,6 +244,12 @@ def _items(value: object) -> Decimal:
 
 
 _ITEM_PATH = "item"
+# (quantity, unitPrice, amount) texts that passed, with the amount. A hospital's charges
+# come from its price list in small quantities, so most lines repeat one already checked
+# and cost a lookup instead of three decimal parses and a product. Only valid triples of
+# strings are kept, so a hit says exactly what the checks would.
+_VALID_CHARGES: dict[tuple[object, object, object], Decimal] = {}
+_MAX_VALID_CHARGES = 1 << 16
 
 
 def _item(raw: object) -> Decimal:
@@ -255,6 +261,13 @@ def _item(raw: object) -> Decimal:
         raise BadDocument("item.category", f"unknown category{shown}; one of {_KEYS}")
     _text(item["code"], "item.code")
     _text(item["name"], "item.name")
+    charge = (item["quantity"], item["unitPrice"], item["amount"])
+    try:
+        known = _VALID_CHARGES.get(charge)
+    except TypeError:  # a list or an object where money belongs: refused below
+        known = None
+    if known is not None:
+        return known
     quantity = _money(item["quantity"], "item.quantity")
     if quantity == 0:
         raise BadDocument("item.quantity", "must be positive")
@@ -267,6 +280,9 @@ def _item(raw: object) -> Decimal:
             f"{item['amount']} is not quantity x unitPrice "
             f"({item['quantity']} x {item['unitPrice']} = {expected}, rounded half-up)",
         )
+    if len(_VALID_CHARGES) >= _MAX_VALID_CHARGES:
+        _VALID_CHARGES.clear()
+    _VALID_CHARGES[charge] = amount
     return amount
 
 

@@ -159,6 +159,26 @@ def test_amounts_compare_by_value_not_text():
     validate_invoice(body)
 
 
+def test_a_charge_seen_before_counts_again_and_a_changed_one_is_checked_afresh():
+    body = design_example()
+    validate_invoice(body)
+    twice = copy.deepcopy(body)
+    twice["items"].append(copy.deepcopy(body["items"][0]))
+    amount = Decimal(body["items"][0]["amount"])
+    total = str(Decimal(body["totals"]["total"]) + amount)
+    cash = str(Decimal(body["totals"]["personalCash"]) + amount)
+    twice["totals"].update(total=total, personalCash=cash)
+    validate_invoice(twice)
+    twice["items"][1]["amount"] = str(amount + Decimal("0.01"))
+    assert rejects(twice).field == "body.items[1].amount"
+
+
+def test_money_of_the_wrong_json_type_is_refused_not_a_crash():
+    body = design_example()
+    body["items"][0]["amount"] = ["25.00"]
+    assert rejects(body).field == "body.items[0].amount"
+
+
 def test_largest_amounts_fit():
     body = design_example()
     big = "999999999999.99"
