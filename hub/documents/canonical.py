@@ -37,7 +37,7 @@ __all__ = [
     "grant_leaf_data",
     "is_date",
     "is_timestamp",
-    "new_salt",
+    "new_salts",
 ]
 
 LEAF_VERSION = 1
@@ -152,9 +152,11 @@ def _check_unicode(text: str) -> None:
             raise _Fault("text is not valid Unicode (lone surrogate)") from None
 
 
-def new_salt() -> bytes:
-    """A fresh random salt for one document version."""
-    return secrets.token_bytes(SALT_BYTES)
+def new_salts(count: int) -> list[bytes]:
+    """``count`` fresh random salts, one per document version, from one read of the
+    system's CSPRNG (a batch of 100 would otherwise make 100 getrandom calls)."""
+    pool = secrets.token_bytes(SALT_BYTES * count)
+    return [pool[i : i + SALT_BYTES] for i in range(0, len(pool), SALT_BYTES)]
 
 
 def body_digest(salt: bytes, canonical_body: bytes) -> bytes:

@@ -25,7 +25,7 @@ from hub.documents.canonical import (
     canonical_json_of_checked,
     document_leaf_data,
     is_timestamp,
-    new_salt,
+    new_salts,
 )
 from hub.documents.errors import BadDocument
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id, validate_invoice
@@ -176,7 +176,8 @@ class DocumentBatch:
         staged = Staged()
         rows = []
         now = datetime.now(UTC)
-        for c in self.candidates:
+        salts = new_salts(len(self.candidates))
+        for c, salt in zip(self.candidates, salts, strict=True):
             key = (self.issuer, c.type, c.id, c.version)
             found = known.get(key)
             if found is not None:
@@ -200,7 +201,6 @@ class DocumentBatch:
                         error=Conflict(f"version {c.supersedes} is a reversal and is final"),
                     )
                     continue
-            salt = new_salt()
             digest = body_digest(salt, c.body)
             data = document_leaf_data(
                 issuer=self.issuer,

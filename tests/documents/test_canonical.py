@@ -17,7 +17,7 @@ from hub.documents.canonical import (
     canonical_json,
     document_leaf_data,
     grant_leaf_data,
-    new_salt,
+    new_salts,
 )
 from hub.documents.errors import BadDocument
 
@@ -138,10 +138,13 @@ def test_nesting_is_bounded():
 # --- salt, digest, leaves -----------------------------------------------------------------
 
 
-def test_new_salt_is_fresh_32_bytes():
-    salts = {new_salt() for _ in range(8)}
-    assert len(salts) == 8
+def test_new_salts_are_fresh_32_bytes_each():
+    batch = new_salts(8)
+    salts = set(batch) | set(new_salts(8))
+    assert len(batch) == 8
+    assert len(salts) == 16
     assert all(len(s) == SALT_BYTES for s in salts)
+    assert new_salts(0) == []
 
 
 def test_body_digest_is_sha256_of_salt_then_jcs():
