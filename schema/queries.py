@@ -201,8 +201,9 @@ class Query:
         )
 
     @strawberry.field(
-        description="A medical invoice by the codes printed on it; no token needed. "
-        "Repeated misses from one client are slowed down and then locked out."
+        description="A medical invoice by the codes printed on it; no token needed. With a"
+        " token it is answered as that principal (an agency through its grant). Repeated"
+        " misses from one client are slowed down and then locked out."
     )
     async def invoice(
         self, info: Info, bill_code: str, bill_number: str, check_code: str
@@ -216,6 +217,8 @@ class Query:
                 "billCode is 8 digits, billNumber 10 digits, checkCode 6 letters or digits"
             )
         ctx = context(info)
+        if ctx.principal is not None:
+            require(info, *DOCUMENT_READERS)  # admins, auditors, witnesses: never bodies
         limiter = ctx.guards.invoice_lookups
         limiter.check(ctx.client)
         rows = await docs.with_id(ctx.hub.db, f"{bill_code}-{bill_number}", INVOICE_TYPE)
@@ -226,11 +229,18 @@ class Query:
             code = (row.doc.body or {}).get("checkCode")
             if isinstance(code, str) and hmac.compare_digest(code.encode(), check_code.encode()):
                 matched[row.doc.issuer] = row
-        if not matched:
+        access: Access | None = Access("full", None)
+        if matched and ctx.principal is not None:
+            # With a token the caller is answered as who it is: an agency reads through
+            # its grant (view and access leaf), a hospital or patient only what is theirs.
+            row = latest[min(matched)].doc
+            access = (await ctx.scope()).access(row.issuer, row.type, row.subject)
+        if not matched or access is None:
             limiter.miss(ctx.client)
             raise NotFound(NOT_FOUND_MESSAGE)
         issuer = min(matched)
-        return Document.of(latest[issuer], Access("full", None), by_codes=True)
+        # The holder of the paper (or its owner) may see who read it; an agency may not.
+        return Document.of(latest[issuer], access, by_codes=access.purpose is None)
 
     @strawberry.field
     async def inclusion_proof(
