@@ -233,8 +233,8 @@ class Query:
         if matched and ctx.principal is not None:
             # With a token the caller is answered as who it is: an agency reads through
             # its grant (view and access leaf), a hospital or patient only what is theirs.
-            row = latest[min(matched)].doc
-            access = (await ctx.scope()).access(row.issuer, row.type, row.subject)
+            found = latest[min(matched)].doc
+            access = (await ctx.scope()).access(found.issuer, found.type, found.subject)
         if not matched or access is None:
             limiter.miss(ctx.client)
             raise NotFound(NOT_FOUND_MESSAGE)
