@@ -2,7 +2,7 @@
 
     hub adapter mllp --port 2575 --hub URL --token-file F [--key PEM]   HL7 v2 listener
     hub adapter hl7 FILE ...                                            HL7 file or batch
-    hub adapter fhir FILE ... | hub adapter fhir --serve --port 8080    FHIR Invoice/Bundle
+    hub adapter fhir FILE|DIR ... | hub adapter fhir --serve --port 8080 FHIR Invoice/Bundle
     hub adapter csv FILE ...                                            CSV export
     hub adapter status [--dead] [--json]                                outbox counts
     hub adapter requeue (SEQ ... | --all)                               retry rejected ones
@@ -10,8 +10,10 @@
 Everything goes through the outbox (``--outbox``, default var/adapter-outbox.db): it is
 stored first, then delivered. Without ``--hub`` documents are only queued; a later run
 with ``--hub`` (or a running listener on the same outbox) delivers them. File commands
-wait up to ``--wait`` seconds for delivery and exit non-zero if anything was refused or
-is still queued.
+wait up to ``--wait`` seconds for delivery and exit non-zero, with a one-line reason on
+stderr, if anything of the run was refused on arrival, rejected by the hub, or is still
+queued. Logs are JSON lines on stderr (hub/logging.py's format): warnings, and with
+``-v`` what happens.
 
 ``register`` adds these under the ``hub adapter`` command; each sets ``handler`` to a
 coroutine function taking the parsed arguments and returning the exit code.
@@ -37,9 +39,10 @@ from adapters.errors import AdapterError, MappingError
 from adapters.hl7v2 import DEFAULT_OFFSET, Hl7Error, decode_message, split_batch
 from adapters.hub_client import MAX_BATCH, HubClient, token_from_file
 from adapters.mllp import DEFAULT_MAX_MESSAGE_BYTES, Hl7Intake, MllpListener
-from adapters.outbox import NewDocument, Outbox, document_key
+from adapters.outbox import INTAKE_BUSY_TIMEOUT, NewDocument, Outbox, document_key
 from adapters.signing import Signer
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
+from hub.logging import JsonFormatter
 from hub.runner import run
 
 __all__ = ["DEFAULT_OUTBOX", "enqueue_invoices", "main", "register"]
@@ -103,7 +106,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     fhir = subparsers.add_parser(
         "fhir", parents=[common], help="queue FHIR Invoices/Bundles from files, or serve FHIR"
     )
-    fhir.add_argument("files", nargs="*", metavar="FILE", help="Invoice or Bundle JSON")
+    fhir.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="Invoice or Bundle JSON; a directory: each *.json file in it, by name",
+    )
     fhir.add_argument("--serve", action="store_true", help="serve POST /fhir and /fhir/Invoice")
     fhir.add_argument("--host", default="127.0.0.1")
     fhir.add_argument("--port", type=int, default=8080)
@@ -163,7 +171,10 @@ async def cmd_mllp(args: argparse.Namespace) -> int:
 async def cmd_hl7(args: argparse.Namespace) -> int:
     """Queue the DFT^P03 messages of files; report each refusal."""
     with _failing_cleanly(), _session(args) as (outbox, delivery):
-        intake = Hl7Intake(outbox, source="hl7-file", default_offset=args.default_offset)
+        # No sender waits on a file: take the outbox's usual patience, not the listener's.
+        intake = Hl7Intake(
+            outbox, source="hl7-file", default_offset=args.default_offset, busy_timeout=None
+        )
         accepted = refused = 0
         envelope_ok = True
         for name in args.files:
@@ -187,14 +198,12 @@ async def cmd_hl7(args: argparse.Namespace) -> int:
                     print(f"{name}: {label}: {outcome.code} {outcome.error}", file=sys.stderr)
         print(f"accepted {accepted}, refused {refused}")
         delivered = await _deliver(delivery, args.wait)
-        return 0 if refused == 0 and envelope_ok and delivered else 1
+        return _exit_code(refused, delivered and envelope_ok)
     return 1
 
 
 async def cmd_fhir(args: argparse.Namespace) -> int:
-    """Queue FHIR Invoices or Bundles from files, or serve the FHIR endpoint."""
-    from adapters.fhir import fhir_payload_to_invoices
-
+    """Queue FHIR Invoices or Bundles from files and directories, or serve FHIR."""
     if not args.serve and not args.files:
         print("hub adapter fhir: give FILE(s) or --serve", file=sys.stderr)
         return 2
@@ -202,31 +211,71 @@ async def cmd_fhir(args: argparse.Namespace) -> int:
         if args.serve:
             return await _serve_fhir(args, outbox, delivery)
         accepted = refused = 0
-        for name in args.files:
-            try:
-                results = fhir_payload_to_invoices(_read(name), args.fhir_version)
-            except MappingError as error:
-                results = [(0, error)]
-            good = []
-            for index, result in results:
-                if isinstance(result, MappingError):
-                    refused += 1
-                    await asyncio.to_thread(
-                        outbox.refuse,
-                        key=f"fhir:{name}#{index}",
-                        source="fhir-file",
-                        code=result.code,
-                        reason=str(result),
-                    )
-                    print(f"{name}: {result}", file=sys.stderr)
-                else:
-                    good.append(result)
-            await enqueue_invoices(outbox, good, source="fhir-file")
-            accepted += len(good)
+        for name in _fhir_files(args.files):
+            taken, refused_here = await _queue_fhir_file(outbox, name, args.fhir_version)
+            print(f"{name}: accepted {taken}, refused {refused_here}")
+            accepted += taken
+            refused += refused_here
         print(f"accepted {accepted}, refused {refused}")
         delivered = await _deliver(delivery, args.wait)
-        return 0 if refused == 0 and delivered else 1
+        return _exit_code(refused, delivered)
     return 1
+
+
+def _fhir_files(names: Sequence[str]) -> list[str]:
+    """The files to read: each name, a directory standing for its *.json files sorted
+    by name (a stable order, so a rerun queues in the same order)."""
+    files: list[str] = []
+    for name in names:
+        path = Path(name)
+        if name == "-" or not path.is_dir():
+            files.append(name)
+            continue
+        found = sorted(child for child in path.glob("*.json") if child.is_file())
+        if not found:
+            raise AdapterError(f"{name}: a directory without *.json files")
+        files.extend(str(child) for child in found)
+    return files
+
+
+async def _queue_fhir_file(outbox: Outbox, name: str, version: str | None) -> tuple[int, int]:
+    """Queue the Invoices of one FHIR file; (accepted, refused). Each bad resource or
+    entry is reported and dead-lettered; a transaction with one is refused whole."""
+    from adapters.fhir import (
+        FhirInvoice,
+        fhir_resource_to_documents,
+        is_transaction,
+        load_fhir_json,
+    )
+
+    payload: object = None
+    try:
+        payload = load_fhir_json(_read(name))
+        results = fhir_resource_to_documents(payload, version)
+    except MappingError as unreadable:
+        results = [(0, unreadable)]
+    good = [result for _, result in results if isinstance(result, FhirInvoice)]
+    failed = [(index, result) for index, result in results if isinstance(result, MappingError)]
+    for index, problem in failed:
+        await asyncio.to_thread(
+            outbox.refuse,
+            key=f"fhir:{name}#{index}",
+            source="fhir-file",
+            code=problem.code,
+            reason=str(problem),
+        )
+        print(f"{name}: {problem}", file=sys.stderr)
+    if failed and is_transaction(payload):
+        # All or nothing, as the REST endpoint answers a transaction.
+        print(f"{name}: a transaction with bad entries: nothing of it queued", file=sys.stderr)
+        return 0, len(results)
+    await enqueue_invoices(
+        outbox,
+        [document.body for document in good],
+        source="fhir-file",
+        supersedes=[document.supersedes for document in good],
+    )
+    return len(good), len(failed)
 
 
 async def cmd_csv(args: argparse.Namespace) -> int:
@@ -247,11 +296,13 @@ async def cmd_csv(args: argparse.Namespace) -> int:
                     reason=str(error),
                 )
                 print(f"{name}: {error}", file=sys.stderr)
-            await enqueue_invoices(outbox, result.invoices, source="csv-file")
+            await enqueue_invoices(
+                outbox, result.invoices, source="csv-file", supersedes=result.supersedes
+            )
             accepted += len(result.invoices)
         print(f"accepted {accepted}, refused {refused}")
         delivered = await _deliver(delivery, args.wait)
-        return 0 if refused == 0 and delivered else 1
+        return _exit_code(refused, delivered)
     return 1
 
 
@@ -300,7 +351,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
             if state.last_success_at:
                 print(f"last ok     {state.last_success_at}")
         for letter in letters:
-            what = letter.document_id or letter.key or "(no control id)"
+            what = letter.document_id or letter.key or "(no key)"
             times = f" x{letter.times}" if letter.times > 1 else ""
             print(
                 f"{letter.kind:8} #{letter.seq} {letter.at} {letter.source} {what} "
@@ -326,40 +377,65 @@ async def cmd_requeue(args: argparse.Namespace) -> int:
 
 
 async def enqueue_invoices(
-    outbox: Outbox, bodies: Sequence[dict[str, Any]], *, source: str
+    outbox: Outbox,
+    bodies: Sequence[dict[str, Any]],
+    *,
+    source: str,
+    supersedes: Sequence[int | None] | None = None,
+    busy_timeout: float | None = None,
 ) -> list[str]:
-    """Queue valid invoice bodies (idempotent per body); one outbox reference each."""
+    """Queue valid invoice bodies (idempotent per body and supersedes); one outbox
+    reference each. ``supersedes``: per body, the version it replaces (or None)."""
+    versions = list(supersedes) if supersedes is not None else [None] * len(bodies)
+    if len(versions) != len(bodies):
+        raise ValueError("supersedes needs one entry per body")
     documents = [
         NewDocument(
-            key=document_key(INVOICE_TYPE, invoice_document_id(body), body),
+            key=document_key(INVOICE_TYPE, invoice_document_id(body), body, version),
             type=INVOICE_TYPE,
             id=invoice_document_id(body),
             body=body,
             source=source,
             issued_at=body["issuedAt"],
+            supersedes=version,
         )
-        for body in bodies
+        for body, version in zip(bodies, versions, strict=True)
     ]
     if not documents:
         return []
-    results = await asyncio.to_thread(outbox.enqueue, documents)
+    results = await asyncio.to_thread(outbox.enqueue, documents, busy_timeout=busy_timeout)
     return [f"#{result.seq}" for result in results]
 
 
 async def _serve_fhir(args: argparse.Namespace, outbox: Outbox, delivery: Delivery | None) -> int:
     import uvicorn
 
+    from adapters.fhir import FhirInvoice
     from adapters.fhir_server import create_fhir_app
 
-    async def enqueue(bodies: list[dict[str, Any]]) -> list[str]:
-        receipts = await enqueue_invoices(outbox, bodies, source="fhir")
+    async def enqueue(documents: list[FhirInvoice]) -> list[str]:
+        receipts = await enqueue_invoices(
+            outbox,
+            [document.body for document in documents],
+            source="fhir",
+            supersedes=[document.supersedes for document in documents],
+            busy_timeout=INTAKE_BUSY_TIMEOUT,
+        )
         if delivery is not None:
             delivery.wake()
         return receipts
 
-    app = create_fhir_app(enqueue)
+    app = create_fhir_app(enqueue, refuse=lambda errors: refuse_fhir(outbox, errors))
     server = uvicorn.Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="info" if args.verbose else "warning",
+            # uvicorn's own handlers would log plain text: its records go to ours.
+            log_config=None,
+            lifespan="off",
+        )
     )
     serving = asyncio.create_task(server.serve())
     print(f"serving FHIR on http://{args.host}:{args.port}/fhir, outbox {args.outbox}", flush=True)
@@ -371,6 +447,21 @@ async def _serve_fhir(args: argparse.Namespace, outbox: Outbox, delivery: Delive
         if delivery is not None:
             await delivery.client.aclose()
     return 0
+
+
+async def refuse_fhir(outbox: Outbox, errors: Sequence[MappingError]) -> None:
+    """Dead-letter what the FHIR endpoint refused, as file mode does: the problem (an
+    element path and a rule), never the resource. A request has no id to key it by, so
+    each refusal is its own dead letter."""
+    for error in errors:
+        await asyncio.to_thread(
+            outbox.refuse,
+            key="",
+            source="fhir",
+            code=error.code,
+            reason=str(error),
+            busy_timeout=INTAKE_BUSY_TIMEOUT,
+        )
 
 
 async def _until_signalled(
@@ -398,6 +489,7 @@ async def _until_signalled(
 
 
 async def _deliver(delivery: Delivery | None, wait: float) -> bool:
+    """Deliver what is queued: True when it all reached the hub and none was rejected."""
     if delivery is None:
         return True
     try:
@@ -410,13 +502,55 @@ async def _deliver(delivery: Delivery | None, wait: float) -> bool:
         state = await asyncio.to_thread(delivery.outbox.delivery_state)
         reason = f": {state.message}" if state and state.kind != "ok" else ""
         print(f"hub adapter: {counts.queued} still queued after {wait:g}s{reason}", file=sys.stderr)
-    return done
+    if delivery.rejected:
+        print(
+            f"hub adapter: the hub rejected {delivery.rejected} document(s)"
+            " (see hub adapter status --dead)",
+            file=sys.stderr,
+        )
+    return done and not delivery.rejected
+
+
+def _exit_code(refused: int, delivered: bool) -> int:
+    """0 only when nothing was refused on arrival and delivery went through."""
+    if refused:
+        print(
+            f"hub adapter: {refused} refused on arrival (see hub adapter status --dead)",
+            file=sys.stderr,
+        )
+    return 0 if refused == 0 and delivered else 1
 
 
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[tuple[Outbox, Delivery | None]]:
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with _json_logs(args.verbose), _opened(args) as opened:
+        yield opened
+
+
+@contextlib.contextmanager
+def _json_logs(verbose: bool) -> Iterator[None]:
+    """Log records as one JSON object a line on stderr, with the hub's JsonFormatter:
+    warnings and errors, and with ``-v`` INFO too. Undone on exit (tests run many
+    commands in one process)."""
+    root = logging.getLogger()
+    requests = logging.getLogger("httpx")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    levels = root.level, requests.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    # httpx logs every request at INFO with the URL as given, password and all.
+    requests.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        requests.setLevel(levels[1])
+
+
+@contextlib.contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[tuple[Outbox, Delivery | None]]:
     signer = Signer.from_file(args.key) if args.key else None
     token: str | Callable[[], str] | None = args.token
     if args.token_file:

@@ -14,7 +14,8 @@ Decisions the profile leaves open (see ``adapters/README.md``, section "CSV"):
   line that does not decode is a bad row, not a reason to guess the other encoding.
 - Cells are stripped of surrounding whitespace; columns beyond the profile are ignored.
   Optional columns ``admitted_on``, ``discharged_on`` (empty = null), ``currency``
-  (default CNY) and ``status`` (default issued) carry what the profile lacks.
+  (default CNY), ``status`` (default issued) and ``supersedes`` (the version a
+  correction or reversal replaces; empty = none) carry what the profile lacks.
 - ``total`` is the sum of the item amounts. Money is written with exactly 2 decimals
   and quantities without trailing zeros (``25`` -> ``25.00``, ``1.50`` -> ``1.5``), as
   the FHIR and HL7 adapters do, so one bill gives one body whatever the channel.
@@ -72,7 +73,7 @@ COLUMNS = (
     "personal_cash",
     "self_pay",
 )
-OPTIONAL_COLUMNS = ("admitted_on", "discharged_on", "currency", "status")
+OPTIONAL_COLUMNS = ("admitted_on", "discharged_on", "currency", "status", "supersedes")
 ITEM_COLUMNS = ("item_code", "item_name", "category", "quantity", "unit_price", "amount")
 BILL_COLUMNS = tuple(column for column in COLUMNS + OPTIONAL_COLUMNS if column not in ITEM_COLUMNS)
 
@@ -111,6 +112,7 @@ _ITEM_FIELD = re.compile(r"body\.items\[(\d+)\](?:\.(\w+))?")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _BILL_CODE = re.compile(r"[0-9]{8}")
 _BILL_NUMBER = re.compile(r"[0-9]{10}")
+_VERSION = re.compile(r"[1-9][0-9]{0,14}")
 _CATEGORY_KEYS = {name: key for key, name in CATEGORIES.items()}
 _VISIT_TYPES = {"门诊": "outpatient", "住院": "inpatient"}
 _GB18030_BOM = codecs.BOM_UTF8.decode("utf-8").encode("gb18030")
@@ -161,11 +163,16 @@ class RowError:
 
 @dataclass(frozen=True, slots=True)
 class CsvResult:
-    """The valid invoices of an export, and every bad row (sorted by line)."""
+    """The valid invoices of an export, and every bad row (sorted by line).
+
+    ``supersedes`` has one entry per invoice, in the same order: the version it
+    replaces (column ``supersedes``), or None for a first version.
+    """
 
     invoices: list[dict[str, Any]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     encoding: str = "utf-8"
+    supersedes: list[int | None] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -220,27 +227,45 @@ def read_csv_export(data: bytes, encoding: str | None = None) -> CsvResult:
         else:
             bill.rows.append(row)
     invoices = []
+    supersedes = []
     for bill in bills.values():
         body = _bill(bill)
+        version = _supersedes(bill)
         if body is not None and not bill.errors:
             invoices.append(body)
+            supersedes.append(version)
         errors.extend(bill.errors)
-    return CsvResult(invoices=invoices, errors=sorted(errors, key=_line), encoding=name)
+    return CsvResult(
+        invoices=invoices,
+        errors=sorted(errors, key=_line),
+        encoding=name,
+        supersedes=supersedes,
+    )
 
 
-def write_csv_export(invoices: Iterable[dict[str, Any]], encoding: str = "utf-8") -> bytes:
+def write_csv_export(
+    invoices: Iterable[dict[str, Any]],
+    encoding: str = "utf-8",
+    *,
+    supersedes: Iterable[int | None] | None = None,
+) -> bytes:
     """A CSV export of valid invoices in the profile's columns plus the optional ones.
 
+    ``supersedes``: one version (or None) per invoice, for the ``supersedes`` column.
     Raises BadDocument for an invalid invoice and AdapterError when the text has no
     form in ``encoding`` (GBK lacks some rare characters; GB18030 has them all).
     """
+    bodies = list(invoices)
+    versions = list(supersedes) if supersedes is not None else [None] * len(bodies)
+    if len(versions) != len(bodies):
+        raise ValueError("supersedes needs one entry per invoice")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS + OPTIONAL_COLUMNS)
-    for body in invoices:
+    for body, version in zip(bodies, versions, strict=True):
         validate_invoice(body)
         for item in body["items"]:
-            writer.writerow(_row(body, item))
+            writer.writerow([*_row(body, item), "" if version is None else str(version)])
     try:
         return out.getvalue().encode(encoding)
     except UnicodeEncodeError:
@@ -382,6 +407,20 @@ def _bill(bill: _Bill) -> dict[str, Any] | None:
     body = {**header, "items": items, "totals": _totals(head.cells, items)}
     _check(bill, body, bill.rows)
     return None if bill.errors else body
+
+
+def _supersedes(bill: _Bill) -> int | None:
+    """The bill's ``supersedes`` cell as a version number; a bad one is a bill error."""
+    if not bill.rows:
+        return None
+    head = bill.rows[0]
+    text = head.cells.get("supersedes", "")
+    if not text:
+        return None
+    if not _VERSION.fullmatch(text):
+        bill.errors.append(RowError(head.line, "supersedes", "must be a version number, 1 or more"))
+        return None
+    return int(text)
 
 
 def _check(bill: _Bill, body: dict[str, Any], rows: list[_Row]) -> None:

@@ -95,6 +95,9 @@ class Delivery:
         self._rng = rng or random.Random()
         self._size = batch_size
         self._failures = 0
+        # Documents this Delivery saw the hub reject (dead-lettered), for a file
+        # command's exit code.
+        self.rejected = 0
         previous = outbox.delivery_state()
         self._last_success = previous.last_success_at if previous else None
         self._wake = asyncio.Event()
@@ -167,6 +170,7 @@ class Delivery:
         await asyncio.to_thread(self.outbox.mark_delivered, delivered)
         if rejected:
             await asyncio.to_thread(self.outbox.mark_dead, rejected)
+            self.rejected += len(rejected)
             for seq, code, message in rejected:
                 log.warning("hub rejected outbox item %d: %s: %s", seq, code, message)
         self._failures = 0
@@ -197,6 +201,7 @@ class Delivery:
             return Round(sent=len(batch))
         item = batch[0]
         await asyncio.to_thread(self.outbox.mark_dead, [(item.seq, error.code, str(error))])
+        self.rejected += 1
         log.warning("hub refused outbox item %d on its own: %s", item.seq, error)
         return Round(sent=1, rejected=1)
 

@@ -15,6 +15,9 @@ are in ``adapters/README.md`` (section "FHIR"); the rules in short:
   expression; problems the invoice rules find keep the invoice field in ``field``.
 - Elements the table does not name (``text``, ``meta``, ``participant``, ``account``,
   ``note``, ``totalPriceComponent``, foreign extensions, ...) are ignored.
+- The version a correction or reversal supersedes is not part of the body: it rides in
+  the extension ``EXT_SUPERSEDES`` and comes out of the ``*_documents`` functions
+  (``FhirInvoice.supersedes``), which are what the outbox takes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +46,7 @@ __all__ = [
     "CS_DOCUMENT_TYPE",
     "CS_PRICE_COMPONENT",
     "EXT_PAYMENT",
+    "EXT_SUPERSEDES",
     "EXT_VISIT",
     "FHIR_VERSIONS",
     "SYSTEM_BILL",
@@ -50,11 +55,17 @@ __all__ = [
     "SYSTEM_CHECK_CODE",
     "SYSTEM_PATIENT",
     "SYSTEM_PAYER_ID",
+    "FhirInvoice",
+    "bundle_to_documents",
     "bundle_to_invoices",
     "dump_fhir_json",
+    "fhir_payload_to_documents",
     "fhir_payload_to_invoices",
+    "fhir_resource_to_documents",
+    "fhir_to_document",
     "fhir_to_invoice",
     "invoice_to_fhir",
+    "is_transaction",
     "load_fhir_json",
     "operation_outcome",
 ]
@@ -75,6 +86,8 @@ CS_PRICE_COMPONENT = f"{_BASE}/CodeSystem/price-component"
 CS_DOCUMENT_TYPE = f"{_BASE}/CodeSystem/document-type"
 EXT_VISIT = f"{_BASE}/StructureDefinition/visit"
 EXT_PAYMENT = f"{_BASE}/StructureDefinition/payment"
+# A simple extension on Invoice: the version (1, 2, ...) this invoice replaces.
+EXT_SUPERSEDES = f"{_BASE}/StructureDefinition/supersedes"
 
 _UNIT_PRICE = "unit-price"
 _DOCUMENT_TYPE = ("medical_invoice", "医疗收费电子票据")
@@ -96,18 +109,36 @@ _ECHOABLE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _MAX_PROBLEM_CHARS = 300
 # Beyond this exponent a number is no amount; formatting it plainly would only cost memory.
 _MAX_EXPONENT = 30
+_SUPERSEDES_VALUES = ("valuePositiveInt", "valueInteger")
+# FHIR integers are 32-bit.
+_MAX_VERSION = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class FhirInvoice:
+    """An Invoice as the outbox takes it: the body, and the version it supersedes (a
+    correction or reversal; None for a first version)."""
+
+    body: dict[str, Any]
+    supersedes: int | None = None
 
 
 # --- invoice -> FHIR ---------------------------------------------------------------------
 
 
-def invoice_to_fhir(body: dict[str, Any], version: str = "R5") -> dict[str, Any]:
+def invoice_to_fhir(
+    body: dict[str, Any], version: str = "R5", *, supersedes: int | None = None
+) -> dict[str, Any]:
     """The FHIR Invoice of a valid invoice body; money values are ``Decimal``.
 
-    Raises BadDocument if ``body`` is not a valid invoice, ValueError for an unknown
-    version. Serialise the result with ``dump_fhir_json`` to keep the decimals exact.
+    ``supersedes`` (the version a correction or reversal replaces) is written as the
+    extension EXT_SUPERSEDES. Raises BadDocument if ``body`` is not a valid invoice,
+    ValueError for an unknown version or a supersedes below 1. Serialise the result
+    with ``dump_fhir_json`` to keep the decimals exact.
     """
     _check_version(version)
+    if supersedes is not None and not 1 <= supersedes <= _MAX_VERSION:
+        raise ValueError("supersedes must be a version number, 1 or more")
     validate_invoice(body)
     currency = body["currency"]
     document_id = invoice_document_id(body)
@@ -140,6 +171,8 @@ def invoice_to_fhir(body: dict[str, Any], version: str = "R5") -> dict[str, Any]
         ],
         "status": "issued" if body["status"] == "issued" else "cancelled",
     }
+    if supersedes is not None:
+        resource["extension"].append({"url": EXT_SUPERSEDES, "valuePositiveInt": supersedes})
     if body["status"] == _REVERSED:
         resource["cancelledReason"] = _REVERSED
     code, display = _DOCUMENT_TYPE
@@ -211,6 +244,11 @@ def fhir_to_invoice(resource: object, version: str | None = None) -> dict[str, A
     superset of R4B's for every element mapped here. Raises MappingError naming the
     element (a FHIRPath expression rooted at ``Invoice``).
     """
+    return fhir_to_document(resource, version).body
+
+
+def fhir_to_document(resource: object, version: str | None = None) -> FhirInvoice:
+    """fhir_to_invoice, with the version the Invoice supersedes (EXT_SUPERSEDES)."""
     model = _INVOICE_MODELS[_check_version(version or "R5")]
     if not isinstance(resource, dict):
         raise MappingError("Invoice", "must be a JSON object", code="structure")
@@ -223,7 +261,33 @@ def fhir_to_invoice(resource: object, version: str | None = None) -> dict[str, A
         raise MappingError(
             errors[0].path, errors[0].problem, code=errors[0].code, more=tuple(errors[1:])
         )
-    return _Reader().invoice(resource)
+    body = _Reader().invoice(resource)
+    return FhirInvoice(body, _supersedes(resource))
+
+
+def _supersedes(resource: dict[str, Any]) -> int | None:
+    """The version named by the extension EXT_SUPERSEDES, None without it."""
+    extensions = resource.get("extension", [])
+    matches = [i for i, ext in enumerate(extensions) if ext.get("url") == EXT_SUPERSEDES]
+    if not matches:
+        return None
+    path = f"Invoice.extension[{matches[0]}]"
+    if len(matches) > 1:
+        raise MappingError(
+            f"Invoice.extension[{matches[1]}]", f"a second extension {EXT_SUPERSEDES}"
+        )
+    extension = extensions[matches[0]]
+    present = [name for name in _SUPERSEDES_VALUES if name in extension]
+    if len(present) != 1:
+        raise MappingError(
+            path,
+            "supersedes needs one valuePositiveInt (or valueInteger): the version replaced",
+            code="required",
+        )
+    value = extension[present[0]]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_VERSION:
+        raise MappingError(f"{path}.{present[0]}", "must be a version number, 1 or more")
+    return value
 
 
 def bundle_to_invoices(
@@ -236,6 +300,26 @@ def bundle_to_invoices(
     entries must be ``POST Invoice`` requests. Raises MappingError when the Bundle itself
     is unusable.
     """
+    return [(index, _body(result)) for index, result in bundle_to_documents(bundle, version)]
+
+
+def _body(result: FhirInvoice | MappingError) -> dict[str, Any] | MappingError:
+    return result if isinstance(result, MappingError) else result.body
+
+
+def is_transaction(payload: object) -> bool:
+    """Whether ``payload`` is a transaction Bundle: all of its entries or none."""
+    return (
+        isinstance(payload, dict)
+        and payload.get("resourceType") == "Bundle"
+        and payload.get("type") == "transaction"
+    )
+
+
+def bundle_to_documents(
+    bundle: object, version: str | None = None
+) -> list[tuple[int, FhirInvoice | MappingError]]:
+    """bundle_to_invoices, each entry with the version it supersedes."""
     model = _BUNDLE_MODELS[_check_version(version or "R5")]
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise MappingError("Bundle", "expected a Bundle resource", code="structure")
@@ -254,7 +338,7 @@ def bundle_to_invoices(
         raise MappingError(
             errors[0].path, errors[0].problem, code=errors[0].code, more=tuple(errors[1:])
         )
-    results: list[tuple[int, dict[str, Any] | MappingError]] = []
+    results: list[tuple[int, FhirInvoice | MappingError]] = []
     for index, entry in enumerate(entries):
         root = f"Bundle.entry[{index}]"
         try:
@@ -279,7 +363,7 @@ _ENTRY_ELEMENTS = frozenset(
 )
 
 
-def _entry(entry: object, root: str, kind: str, version: str | None) -> dict[str, Any]:
+def _entry(entry: object, root: str, kind: str, version: str | None) -> FhirInvoice:
     if not isinstance(entry, dict):
         raise MappingError(root, "must be an object", code="structure")
     for key in entry:
@@ -301,7 +385,7 @@ def _entry(entry: object, root: str, kind: str, version: str | None) -> dict[str
             )
     if "resource" not in entry:
         raise MappingError(f"{root}.resource", "required element is missing", code="required")
-    return fhir_to_invoice(entry["resource"], version)
+    return fhir_to_document(entry["resource"], version)
 
 
 def fhir_payload_to_invoices(
@@ -312,12 +396,25 @@ def fhir_payload_to_invoices(
     An Invoice gives one result with index 0. Raises MappingError when the payload is
     neither.
     """
-    payload = load_fhir_json(data)
+    return [(index, _body(result)) for index, result in fhir_payload_to_documents(data, version)]
+
+
+def fhir_payload_to_documents(
+    data: bytes | str, version: str | None = None
+) -> list[tuple[int, FhirInvoice | MappingError]]:
+    """fhir_payload_to_invoices, each result with the version it supersedes."""
+    return fhir_resource_to_documents(load_fhir_json(data), version)
+
+
+def fhir_resource_to_documents(
+    payload: object, version: str | None = None
+) -> list[tuple[int, FhirInvoice | MappingError]]:
+    """fhir_payload_to_documents of JSON already parsed with load_fhir_json."""
     if isinstance(payload, dict) and payload.get("resourceType") == "Bundle":
-        return bundle_to_invoices(payload, version)
+        return bundle_to_documents(payload, version)
     if isinstance(payload, dict) and payload.get("resourceType") == "Invoice":
         try:
-            return [(0, fhir_to_invoice(payload, version))]
+            return [(0, fhir_to_document(payload, version))]
         except MappingError as error:
             return [(0, error)]
     raise MappingError("", "expected an Invoice or a Bundle resource", code="structure")
@@ -814,6 +911,10 @@ def _pydantic_error(error: Any, root: str) -> MappingError:
     if kind == "string_pattern_mismatch":
         return MappingError(path, "is not in the format of its FHIR type", code="structure")
     problem = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, str) and value.strip() and value in problem:
+        # A validator quoting what it was given would echo a name or an id.
+        problem = problem.replace(value, "…")
     return MappingError(path, _clip(" ".join(problem.split())), code="structure")
 
 

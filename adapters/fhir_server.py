@@ -12,9 +12,12 @@
 Errors answer with an OperationOutcome whose ``expression`` names the element: 400 when
 the payload is not JSON or not structurally valid FHIR, 422 when it is valid FHIR that
 does not make a valid invoice, 413 when it is too large, 415 for a media type or FHIR
-version we do not read. The FHIR version comes from the ``fhirVersion`` parameter of
-Content-Type (4.0 and 4.3: R4B, 5.0: R5); without it resources are read as R5, whose
-Invoice is a superset of R4B's for every element we map.
+version we do not read (or no Content-Type at all). The FHIR version comes from the
+``fhirVersion`` parameter of Content-Type (4.0 and 4.3: R4B, 5.0: R5); without it
+resources are read as R5, whose Invoice is a superset of R4B's for every element we map.
+
+Every refusal is also handed to ``refuse`` (the outbox's dead letters), one problem
+text per refused resource or entry: element paths and rules, never the content.
 """
 
 from __future__ import annotations
@@ -31,16 +34,27 @@ from starlette.routing import Route
 
 from adapters.errors import MappingError
 from adapters.fhir import (
-    bundle_to_invoices,
-    fhir_to_invoice,
+    FhirInvoice,
+    bundle_to_documents,
+    fhir_to_document,
+    is_transaction,
     load_fhir_json,
     operation_outcome,
 )
 from hub.documents.invoice import invoice_document_id
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_ENTRIES", "Enqueue", "create_fhir_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_ENTRIES",
+    "Enqueue",
+    "Refuse",
+    "create_fhir_app",
+]
 
-Enqueue = Callable[[list[dict[str, Any]]], Awaitable[list[str]]]
+# Takes validated invoices (body and supersedes); one receipt (outbox reference) each.
+Enqueue = Callable[[list[FhirInvoice]], Awaitable[list[str]]]
+# Records refused resources or entries as dead letters: one MappingError each.
+Refuse = Callable[[list[MappingError]], Awaitable[None]]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_ENTRIES = 1000
@@ -64,11 +78,18 @@ class _Refusal(Exception):
 def create_fhir_app(
     enqueue: Enqueue,
     *,
+    refuse: Refuse | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> Starlette:
-    """The FHIR endpoint; ``enqueue`` takes validated invoice bodies and returns one
-    receipt (an outbox reference) per body, in order."""
+    """The FHIR endpoint; ``enqueue`` takes validated invoices and returns one receipt
+    (an outbox reference) per invoice, in order; ``refuse`` records what was refused."""
+
+    async def refused(refusal: _Refusal) -> Response:
+        # A failure of ours (500) is not the sender's to fix: no dead letter for it.
+        if refuse is not None and refusal.status != 500:
+            await _record(refuse, refusal.errors)
+        return _outcome(refusal.status, operation_outcome(refusal.errors))
 
     async def create_invoice(request: Request) -> Response:
         try:
@@ -79,13 +100,13 @@ def create_fhir_app(
                     [_error("Bundle", "POST a Bundle to /fhir, not to /fhir/Invoice", "structure")],
                 )
             try:
-                body = fhir_to_invoice(resource, version)
+                document = fhir_to_document(resource, version)
             except MappingError as error:
                 raise _Refusal(_status(error), [error]) from None
-            (receipt,) = await _enqueue(enqueue, [body])
+            (receipt,) = await _enqueue(enqueue, [document])
         except _Refusal as refusal:
-            return _outcome(refusal.status, operation_outcome(refusal.errors))
-        return _outcome(201, _queued(body, receipt))
+            return await refused(refusal)
+        return _outcome(201, _queued(document.body, receipt))
 
     async def process_bundle(request: Request) -> Response:
         try:
@@ -105,23 +126,25 @@ def create_fhir_app(
                     413, [_error("Bundle.entry", f"more than {max_entries} entries", "too-costly")]
                 )
             try:
-                results = bundle_to_invoices(bundle, version)
+                results = bundle_to_documents(bundle, version)
             except MappingError as error:
                 raise _Refusal(_status(error), [error]) from None
             failed = [result for _, result in results if isinstance(result, MappingError)]
-            transaction = bundle["type"] == "transaction"
+            transaction = is_transaction(bundle)
             if transaction and failed:
                 raise _Refusal(min(_status(error) for error in failed), failed)
-            good = [body for _, body in results if not isinstance(body, MappingError)]
+            good = [document for _, document in results if isinstance(document, FhirInvoice)]
             receipts = iter(await _enqueue(enqueue, good) if good else [])
         except _Refusal as refusal:
-            return _outcome(refusal.status, operation_outcome(refusal.errors))
+            return await refused(refusal)
+        if failed and refuse is not None:
+            await _record(refuse, failed)
         response_entries = []
         for _, result in results:
             if isinstance(result, MappingError):
                 status, outcome = _status(result), operation_outcome([result])
             else:
-                status, outcome = 201, _queued(result, next(receipts))
+                status, outcome = 201, _queued(result.body, next(receipts))
             response_entries.append(
                 {"response": {"status": f"{status} {_REASONS[status]}", "outcome": outcome}}
             )
@@ -174,7 +197,11 @@ async def _read(request: Request, limit: int) -> tuple[Any, str | None]:
 
 def _version(content_type: str | None) -> str | None:
     if content_type is None:
-        return None
+        # Without a media type the body is anybody's guess; say which one we read.
+        raise _Refusal(
+            415,
+            [_error("", "Content-Type is required: application/fhir+json", "not-supported")],
+        )
     media, *parameters = (part.strip() for part in content_type.split(";"))
     if media.lower() not in _JSON_TYPES:
         raise _Refusal(
@@ -193,19 +220,26 @@ def _version(content_type: str | None) -> str | None:
     return None
 
 
-async def _enqueue(enqueue: Enqueue, bodies: list[dict[str, Any]]) -> list[str]:
+async def _enqueue(enqueue: Enqueue, documents: list[FhirInvoice]) -> list[str]:
     try:
-        receipts = list(await enqueue(bodies))
+        receipts = list(await enqueue(documents))
     except Exception:
         # The hospital retries; what went wrong is for the adapter's log, not the reply.
-        _log.exception("could not queue %d invoice(s) for anchoring", len(bodies))
+        _log.exception("could not queue %d invoice(s) for anchoring", len(documents))
         raise _Refusal(
             500, [_error("", "could not queue the invoices; nothing was queued", "exception")]
         ) from None
-    if len(receipts) != len(bodies):
-        _log.error("the outbox returned %d receipts for %d invoices", len(receipts), len(bodies))
+    if len(receipts) != len(documents):
+        _log.error("the outbox returned %d receipts for %d invoices", len(receipts), len(documents))
         raise _Refusal(500, [_error("", "the outbox answered out of step", "exception")])
     return receipts
+
+
+async def _record(refuse: Refuse, errors: list[MappingError]) -> None:
+    try:
+        await refuse(errors)
+    except Exception:  # the sender still gets its answer
+        _log.exception("could not record %d refused FHIR resource(s)", len(errors))
 
 
 def _queued(body: dict[str, Any], receipt: str) -> dict[str, Any]:

@@ -21,11 +21,16 @@ _Pending = tuple[Sequence[NewDocument], asyncio.Future[list[Enqueued]]]
 
 
 class GroupCommit:
-    """``enqueue`` for coroutines of one event loop; ``max_items`` bounds a transaction."""
+    """``enqueue`` for coroutines of one event loop; ``max_items`` bounds a transaction,
+    ``busy_timeout`` (seconds, None: the outbox's default) how long a commit waits for
+    another process's write lock."""
 
-    def __init__(self, outbox: Outbox, *, max_items: int = 1000) -> None:
+    def __init__(
+        self, outbox: Outbox, *, max_items: int = 1000, busy_timeout: float | None = None
+    ) -> None:
         self.outbox = outbox
         self.max_items = max_items
+        self.busy_timeout = busy_timeout
         self._pending: list[_Pending] = []
         self._committing: asyncio.Task[None] | None = None
 
@@ -45,7 +50,9 @@ class GroupCommit:
                 group = self._take()
                 items = [document for documents, _ in group for document in documents]
                 try:
-                    results = await asyncio.to_thread(self.outbox.enqueue, items)
+                    results = await asyncio.to_thread(
+                        self.outbox.enqueue, items, busy_timeout=self.busy_timeout
+                    )
                 except Exception as error:
                     for _, future in group:
                         if not future.done():

@@ -6,7 +6,8 @@ input: PID-3 repetition with identifier type ``NNCHN`` (or PID-19) for ``payer.i
 PV1-44/45 for the admission and discharge dates; without PV1 the visit is outpatient,
 its department comes from FT1-13 and its record number from PID-18; FT1-11.1.2 (money
 denomination) for the currency; ``ZEB-12`` total, ``ZEB-13`` currency, ``ZEB-14``
-status, ``ZEB-15`` the version a correction or reversal supersedes.
+status, ``ZEB-15`` the version a correction or reversal supersedes. ``patientRef`` is the
+first PID-3 repetition that is not the national id (``NNCHN``).
 
 The tokenizer and escape handling are our own rather than python-hl7's: its unescape
 turns each ``\\Xhh\\`` byte into a Latin-1 character (so UTF-8 bytes come back as
@@ -44,6 +45,7 @@ __all__ = [
     "SEGMENT_SEQUENCE_ERROR",
     "SUPPORTED_VERSIONS",
     "TABLE_VALUE_NOT_FOUND",
+    "VALUE_TOO_LONG",
     "Batch",
     "Dft",
     "Encoding",
@@ -51,6 +53,7 @@ __all__ = [
     "Hl7Error",
     "ack",
     "ack_batch",
+    "batch_encoding",
     "decode_message",
     "decode_with_codec",
     "escape",
@@ -76,6 +79,7 @@ UNSUPPORTED_MESSAGE_TYPE = "200"
 UNSUPPORTED_EVENT_CODE = "201"
 UNSUPPORTED_PROCESSING_ID = "202"
 UNSUPPORTED_VERSION_ID = "203"
+VALUE_TOO_LONG = "104"
 DUPLICATE_KEY = "205"
 APPLICATION_ERROR = "207"
 _ERROR_TEXT = {
@@ -83,6 +87,7 @@ _ERROR_TEXT = {
     REQUIRED_FIELD_MISSING: "Required field missing",
     DATA_TYPE_ERROR: "Data type error",
     TABLE_VALUE_NOT_FOUND: "Table value not found",
+    VALUE_TOO_LONG: "Value too long",
     UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
     UNSUPPORTED_EVENT_CODE: "Unsupported event code",
     UNSUPPORTED_PROCESSING_ID: "Unsupported processing id",
@@ -122,6 +127,7 @@ _CENT = Decimal("0.01")
 _CATEGORY_BY_LABEL = {label: key for key, label in CATEGORIES.items()}
 _VISIT_CLASS = {"O": "outpatient", "I": "inpatient"}
 _CLASS_OF_VISIT = {value: key for key, value in _VISIT_CLASS.items()}
+_MESSAGE_STRUCTURE = "DFT_P03"
 _NATIONAL_ID_TYPE = "NNCHN"
 _PATIENT_ID_TYPE = "PI"
 _MAX_CONTROL_ID = 199
@@ -379,7 +385,7 @@ def _split(line: str, encoding: Encoding, sequence: int) -> _Segment:
     return _Segment(name, fields, sequence)
 
 
-def _parse(message: str, *, header_only: bool = False) -> _Message:
+def _parse(message: str, *, header_only: bool = False, check_charset: bool = True) -> _Message:
     lines = [_first_line(message)] if header_only else _lines(message)
     if not lines or not lines[0].startswith("MSH"):
         raise Hl7Error("MSH", None, "a message must begin with an MSH segment", reject=True)
@@ -391,6 +397,8 @@ def _parse(message: str, *, header_only: bool = False) -> _Message:
         counts[name] = counts.get(name, 0) + 1
         segments.append(_split(line, encoding, counts[name]))
     message_codec = _charset_codec(segments[0].raw(18))
+    if message_codec is None and not check_charset:
+        message_codec = encoding.codec
     if message_codec is None:
         raise Hl7Error(
             "MSH", 18, "unknown character set; use UNICODE UTF-8 or GB 18030-2000", reject=True
@@ -444,9 +452,13 @@ def decode_with_codec(data: bytes) -> tuple[str, str]:
         ) from None
 
 
-def read_header(message: str) -> Header:
-    """The MSH of ``message``. Raises Hl7Error (an AR) when it cannot be read."""
-    return _header(_parse(message, header_only=True))
+def read_header(message: str, *, check_charset: bool = True) -> Header:
+    """The MSH of ``message``. Raises Hl7Error (an AR) when it cannot be read.
+
+    ``check_charset=False`` reads a header whose MSH-18 names a character set we do not
+    know (as UTF-8), so that the AR refusing it can still name its control id.
+    """
+    return _header(_parse(message, header_only=True, check_charset=check_charset))
 
 
 def _header(msg: _Message) -> Header:
@@ -488,6 +500,16 @@ def _check_header(header: Header) -> None:
             "only the P03 event (post detail financial transaction) is taken",
             component=2,
             code=UNSUPPORTED_EVENT_CODE,
+            reject=True,
+        )
+    if header.structure not in ("", _MESSAGE_STRUCTURE):
+        # Another structure under DFT^P03 means segments we would misread.
+        raise Hl7Error(
+            "MSH",
+            9,
+            f"message structure must be {_MESSAGE_STRUCTURE} (or empty)",
+            component=3,
+            code=UNSUPPORTED_MESSAGE_TYPE,
             reject=True,
         )
     if header.version not in SUPPORTED_VERSIONS:
@@ -663,7 +685,12 @@ class _BodyReader:
         return iso
 
     def _patient_ref(self, pid: _Segment) -> str:
+        """The first PID-3 repetition that is not the national id (CX.5 ``NNCHN``, which
+        is payer.idMasked); the first repetition when every one is."""
         self.sources["body.patientRef"] = _Source("PID", 3)
+        for repetition in range(1, self.msg.repetitions(pid, 3) + 1):
+            if self.msg.value(pid, 3, repetition, 5) != _NATIONAL_ID_TYPE:
+                return self.msg.value(pid, 3, repetition, 1)
         return self.msg.value(pid, 3)
 
     def _id_masked(self, pid: _Segment) -> str:
@@ -778,10 +805,12 @@ class _BodyReader:
                     currency = denomination
                     self.sources["body.currency"] = _Source("FT1", position, ft1.sequence)
                 elif denomination != currency:
+                    # Not quoted: an error text never repeats what a field holds.
                     raise Hl7Error(
                         "FT1",
                         position,
-                        f"currency {denomination} differs from the bill's {currency}",
+                        "the money denomination differs from the bill's currency "
+                        "(ZEB-13 or the first FT1 that names one)",
                         sequence=ft1.sequence,
                     )
         return currency or "CNY"
@@ -901,9 +930,11 @@ def unescape(text: str, encoding: Encoding = Encoding()) -> str:
         "T": encoding.subcomponent,
         "R": encoding.repetition,
         "E": esc,
-        ".br": "\r",
-        ".sp": "\r",
-        ".ce": "\r",
+        # Line breaks and centring are layout; a body field is one line of text, and a
+        # carriage return there would be refused as a control character.
+        ".br": " ",
+        ".sp": " ",
+        ".ce": " ",
         "H": "",  # start/end of highlighting: presentation only
         "N": "",
         ".fi": "",
@@ -941,8 +972,9 @@ def unescape(text: str, encoding: Encoding = Encoding()) -> str:
             # Formatting with a count (.sp2, .in+4) only lays text out.
             continue
         else:
-            shown = sequence if len(sequence) <= 8 and sequence.isascii() else sequence[:8] + "..."
-            raise ValueError(f"unsupported escape sequence \\{shown}\\")
+            # Never quoted: a stray escape character in a name makes the "sequence" a
+            # piece of that name.
+            raise ValueError("unsupported escape sequence")
     if pending:
         out.append(_decode_hex(pending, encoding.codec))
     return "".join(out)
@@ -1147,16 +1179,16 @@ def ack(
     if code not in ("AA", "AE", "AR"):
         raise ValueError("code must be AA, AE or AR")
     if header is None:
-        try:
-            header = read_header(message)
-        except Hl7Error:
-            header = None
+        header = _readable_header(message)
     enc = header.encoding if header else Encoding(codec="utf-8")
     version = header.version if header and header.version in SUPPORTED_VERSIONS else "2.5"
     moment = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S%z")
     event = header.trigger_event if header else ""
     event = escape(event, enc)
-    message_type = f"ACK^{event}" if version == "2.3" else f"ACK^{event}^ACK"
+    # In the message's own component separator: a sender with other delimiters reads
+    # the ACK with them.
+    parts = ["ACK", event] if version == "2.3" else ["ACK", event, "ACK"]
+    message_type = enc.component.join(parts)
     msh = _segment(
         "MSH",
         enc,
@@ -1178,6 +1210,14 @@ def ack(
     if error is not None:
         segments.append(_err(error, enc, version))
     return "\r".join(segments) + "\r"
+
+
+def _readable_header(message: str) -> Header | None:
+    """As much of ``message``'s MSH as can be read, for answering it; None if none."""
+    try:
+        return read_header(message, check_charset=False)
+    except Hl7Error:
+        return None
 
 
 _ACK_ID_PREFIX = secrets.token_hex(6)
@@ -1217,13 +1257,28 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
 
 
-def ack_batch(acks: list[str], *, now: datetime | None = None) -> str:
-    """The acknowledgements of a batch, as a batch: BHS, the ACKs, BTS with their count."""
+def ack_batch(
+    acks: list[str], *, now: datetime | None = None, encoding: Encoding | None = None
+) -> str:
+    """The acknowledgements of a batch, as a batch: BHS, the ACKs, BTS with their count.
+
+    ``encoding``: the delimiters of the batch answered (default ``|^~\\&``).
+    """
     moment = (now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S%z")
-    enc = Encoding()
+    enc = encoding or Encoding()
     header = _segment("BHS", enc, {3: "LEDGERHUB", 4: "HUB", 7: moment})
     body = "".join(a if a.endswith("\r") else a + "\r" for a in acks)
-    return f"{header}\r{body}BTS|{len(acks)}\r"
+    return f"{header}\r{body}BTS{enc.field}{len(acks)}\r"
+
+
+def batch_encoding(text: str) -> Encoding:
+    """The delimiters a batch file's header (FHS or BHS) declares; the default ones if
+    they cannot be read."""
+    line = _first_line(text)
+    try:
+        return _encoding_of(line, line[:3])
+    except Hl7Error:
+        return Encoding()
 
 
 # --------------------------------------------------------------------------- batches
@@ -1258,7 +1313,9 @@ def split_batch(text: str) -> Batch:
     def count_of(line: str) -> str:
         if len(line) < 5:
             return ""
-        return line.split(line[3])[1].split("^")[0].strip()
+        count = line.split(line[3])[1].split("^")[0].strip()
+        # Shown in the problem, so only a number is kept; anything else reads as "?".
+        return count if count.isascii() and count.isdigit() else "?" if count else ""
 
     for line in _lines(text):
         name = line[:3]

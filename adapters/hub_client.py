@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -34,6 +35,7 @@ __all__ = [
     "HubRequestError",
     "HubUnavailable",
     "SubmitResult",
+    "redact_url",
     "token_from_file",
 ]
 
@@ -100,6 +102,28 @@ class SubmitResult:
         return self.status in ("CREATED", "DUPLICATE")
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo replaced by ``***``, for showing it
+    (status, errors, logs); the URL itself is unchanged otherwise."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # a malformed port, say: show nothing after the scheme
+        return url.split("://", 1)[0] + "://***" if "://" in url else "***"
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 def token_from_file(path: str | Path) -> Callable[[], str]:
     """A token source that rereads ``path`` on each request, so a fixed token is picked
     up without a restart."""
@@ -126,6 +150,9 @@ class HubClient:
     ) -> None:
         base = url.rstrip("/")
         self.url = base if base.endswith("/graphql") else f"{base}/graphql"
+        # What messages show: a password in the URL's userinfo stays out of them.
+        self.shown_url = redact_url(self.url)
+        self._password = _password(self.url)
         self._token = token if callable(token) else (lambda: token)
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
 
@@ -159,8 +186,11 @@ class HubClient:
                 self.url, content=orjson.dumps(payload), headers=headers
             )
         except httpx.TransportError as error:
+            detail = str(error).replace(self.url, self.shown_url)
+            if self._password:
+                detail = detail.replace(self._password, "***")
             raise HubUnavailable(
-                f"hub unreachable at {self.url}: {type(error).__name__}: {error}"
+                f"hub unreachable at {self.shown_url}: {type(error).__name__}: {detail}"
             ) from None
         return _results(response, len(documents))
 

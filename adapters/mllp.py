@@ -8,16 +8,21 @@ from the same sender is answered AA again and stored once; a control id reused f
 different content is answered AE (HL7 code 205).
 
 A block that is a batch (FHS/BHS) is answered with a batch of ACKs, one per message.
+
+When the outbox cannot be written (another process holds it, the disk is full) the
+answer is AR 207, "send again", within INTAKE_BUSY_TIMEOUT: the message is not at
+fault, so it is not a dead letter, and nothing is acknowledged that is not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hl7.mllp import HL7StreamReader, HL7StreamWriter, InvalidBlockError, start_hl7_server
+from hl7.mllp import HL7StreamReader, HL7StreamWriter, start_hl7_server
 
 from adapters.group_commit import GroupCommit
 from adapters.hl7v2 import (
@@ -25,16 +30,19 @@ from adapters.hl7v2 import (
     DEFAULT_OFFSET,
     DUPLICATE_KEY,
     SEGMENT_SEQUENCE_ERROR,
+    VALUE_TOO_LONG,
+    Dft,
     Hl7Error,
     ack,
     ack_batch,
+    batch_encoding,
     decode_with_codec,
     is_batch,
     read_dft_p03,
     read_header,
     split_batch,
 )
-from adapters.outbox import NewDocument, Outbox
+from adapters.outbox import INTAKE_BUSY_TIMEOUT, NewDocument, Outbox
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "Hl7Intake", "MllpListener", "Outcome", "hl7_key"]
@@ -42,7 +50,11 @@ __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "Hl7Intake", "MllpListener", "Outcome", 
 log = logging.getLogger("adapters.mllp")
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-_VALUE_TOO_LONG = "104"
+_START_BLOCK = b"\x0b"
+_END_BLOCK = b"\x1c\r"
+# Of a block refused unread (too large, badly framed), this much is kept to find its
+# MSH, so that the AR can name the control id.
+_HEAD_BYTES = 64 * 1024
 
 
 def hl7_key(sender: str, control_id: str) -> str:
@@ -71,13 +83,15 @@ class Hl7Intake:
         source: str = "mllp",
         on_enqueued: Callable[[], None] | None = None,
         default_offset: str = DEFAULT_OFFSET,
+        busy_timeout: float | None = INTAKE_BUSY_TIMEOUT,
     ) -> None:
         self.outbox = outbox
         self.source = source
         self.on_enqueued = on_enqueued
         self.default_offset = default_offset
+        self.busy_timeout = busy_timeout
         # Messages from all connections share durable commits (AA after each one's own).
-        self._commits = GroupCommit(outbox)
+        self._commits = GroupCommit(outbox, busy_timeout=busy_timeout)
 
     async def accept_bytes(self, data: bytes) -> tuple[bytes, list[Outcome]]:
         """One MLLP block (a message or a batch) in; the reply bytes and outcomes out."""
@@ -90,7 +104,7 @@ class Hl7Intake:
             return outcome.ack.encode("ascii", "replace"), [outcome]
         if is_batch(text):
             outcomes = await self.accept_batch(text)
-            reply = ack_batch([outcome.ack for outcome in outcomes])
+            reply = ack_batch([outcome.ack for outcome in outcomes], encoding=batch_encoding(text))
             codec = "utf-8"  # the batch header names no character set
         else:
             outcome = await self.accept(text)
@@ -122,16 +136,18 @@ class Hl7Intake:
         )
         try:
             (result,) = await self._commits.enqueue([document])
-        except Exception:
-            log.exception("could not store message %s in the outbox", dft.control_id)
-            failure = Hl7Error(
-                "MSH",
-                None,
-                "the adapter could not store the message; send it again",
-                code=APPLICATION_ERROR,
-                reject=True,
+        except sqlite3.Error as error:
+            # Locked by another process, or the disk: the operator needs the cause, not
+            # a traceback per message.
+            log.warning(
+                "could not store message %r in the outbox (%s); answered AR 207",
+                dft.control_id,
+                error,
             )
-            return await self._refused(message, failure)
+            return _unstored(message, dft)
+        except Exception:
+            log.exception("could not store message %r in the outbox", dft.control_id)
+            return _unstored(message, dft)
         if result.status == "conflict":
             reused = Hl7Error(
                 "MSH",
@@ -145,14 +161,26 @@ class Hl7Intake:
         reply = ack(message, "AA", header=dft.header)
         return Outcome("AA", reply, dft.control_id, stored=result.status == "new")
 
-    async def refuse_unframed(self, problem: str, code: str = SEGMENT_SEQUENCE_ERROR) -> Outcome:
-        """Answer a block we could not even frame or size (no message to name)."""
+    async def refuse_unframed(
+        self, problem: str, code: str = SEGMENT_SEQUENCE_ERROR, *, head: bytes = b""
+    ) -> Outcome:
+        """Answer a block we could not frame or size. ``head``, the block's first bytes,
+        names the message (MSA-2, the dead letter's key) when its MSH can be read."""
         error = Hl7Error("MSH", None, problem, code=code, reject=True)
-        return await self._refused("", error)
+        # Delimiters and MSH are ASCII in every character set we read.
+        text = head.removeprefix(_START_BLOCK).decode("latin-1")
+        return await self._refused(text if text.startswith("MSH") else "", error, keep_raw=False)
 
-    async def _refused(self, message: str, error: Hl7Error, *, raw: bytes | None = None) -> Outcome:
+    async def _refused(
+        self,
+        message: str,
+        error: Hl7Error,
+        *,
+        raw: bytes | None = None,
+        keep_raw: bool = True,
+    ) -> Outcome:
         try:
-            header = read_header(message)
+            header = read_header(message, check_charset=False)
         except Hl7Error:
             key = control_id = ""
         else:
@@ -166,12 +194,83 @@ class Hl7Intake:
                 source=self.source,
                 code=f"{error.ack_code}:{error.code}",
                 reason=str(error),
-                raw=raw if raw is not None else message.encode("utf-8") if message else None,
+                raw=_raw(message, raw) if keep_raw else None,
+                busy_timeout=self.busy_timeout,
             )
         except Exception:  # the sender still gets its AE/AR
             log.exception("could not record a refused message")
         log.info("refused message %r: %s", control_id, error)
         return Outcome(error.ack_code, ack(message, error.ack_code, error), control_id, error)
+
+
+def _raw(message: str, raw: bytes | None) -> bytes | None:
+    if raw is not None:
+        return raw
+    return message.encode("utf-8") if message else None
+
+
+def _unstored(message: str, dft: Dft) -> Outcome:
+    """AR 207: the message is fine, the outbox would not take it; the sender sends again."""
+    failure = Hl7Error(
+        "MSH",
+        None,
+        "the adapter could not store the message; send it again",
+        code=APPLICATION_ERROR,
+        reject=True,
+    )
+    reply = ack(message, "AR", failure, header=dft.header)
+    return Outcome("AR", reply, dft.control_id, failure)
+
+
+class _Unframed(Exception):
+    """A block that does not begin with the MLLP start character."""
+
+    def __init__(self, block: bytes) -> None:
+        super().__init__("unframed block")
+        self.block = block
+
+
+class _Oversized(Exception):
+    """A block over the size limit, skipped; ``head`` holds its first bytes."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__("oversized block")
+        self.head = head
+
+
+async def _read_block(reader: HL7StreamReader) -> bytes:
+    """The next MLLP block without its framing.
+
+    Raises _Oversized once a block over the reader's limit has been skipped to its end
+    (python-hl7's readblock drops it without a trace, so the AR could not name it),
+    _Unframed for a block without the start character, and IncompleteReadError when
+    the sender hangs up.
+    """
+    try:
+        block = await reader.readuntil(_END_BLOCK)
+    except asyncio.LimitOverrunError as overrun:
+        head = await reader.read(min(overrun.consumed, _HEAD_BYTES))
+        await _skip_block(reader, overrun.consumed - len(head))
+        raise _Oversized(head) from None
+    if not block.startswith(_START_BLOCK):
+        raise _Unframed(block[: -len(_END_BLOCK)][:_HEAD_BYTES])
+    return block[1 : -len(_END_BLOCK)]
+
+
+async def _skip_block(reader: HL7StreamReader, pending: int) -> None:
+    """Drop the rest of an oversized block, ``pending`` bytes of it already buffered,
+    through its end; memory stays within the reader's limit."""
+    while True:
+        while pending > 0:
+            chunk = await reader.read(pending)
+            if not chunk:  # the sender hung up inside the block
+                raise asyncio.IncompleteReadError(b"", pending)
+            pending -= len(chunk)
+        try:
+            await reader.readuntil(_END_BLOCK)
+            return
+        except asyncio.LimitOverrunError as overrun:
+            pending = overrun.consumed
 
 
 class MllpListener:
@@ -216,19 +315,23 @@ class MllpListener:
         try:
             while True:
                 try:
-                    block = await reader.readblock()
+                    block = await _read_block(reader)
                 except asyncio.IncompleteReadError:
                     return  # the sender hung up between (or inside) messages
-                except InvalidBlockError:
+                except _Unframed as unframed:
                     outcome = await self.intake.refuse_unframed(
-                        "block does not begin with the MLLP start character (0x0B)"
+                        "block does not begin with the MLLP start character (0x0B)",
+                        head=unframed.block,
                     )
-                    reply = outcome.ack.encode("ascii")
-                except ValueError:
+                    # The header was read byte for byte (latin-1): answer in kind.
+                    reply = outcome.ack.encode("latin-1", "replace")
+                except _Oversized as oversized:
                     outcome = await self.intake.refuse_unframed(
-                        f"message larger than {self.max_message_bytes} bytes", _VALUE_TOO_LONG
+                        f"message larger than {self.max_message_bytes} bytes",
+                        VALUE_TOO_LONG,
+                        head=oversized.head,
                     )
-                    reply = outcome.ack.encode("ascii")
+                    reply = outcome.ack.encode("latin-1", "replace")
                 else:
                     reply, _ = await self.intake.accept_bytes(block)
                 writer.writeblock(reply)

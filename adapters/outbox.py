@@ -33,6 +33,8 @@ from typing import Any, Literal
 from hub.documents.canonical import canonical_json
 
 __all__ = [
+    "BUSY_TIMEOUT",
+    "INTAKE_BUSY_TIMEOUT",
     "Counts",
     "DeadLetter",
     "DeliveryState",
@@ -43,6 +45,12 @@ __all__ = [
     "document_key",
 ]
 
+# How long a write waits for another process holding the file (``hub adapter status``
+# reads without blocking, thanks to WAL; a writer elsewhere may hold it briefly).
+BUSY_TIMEOUT = 30.0
+# The same on the intake path, where a sender waits for its ACK: better a quick AR 207
+# ("send again") than a minute's silence while something holds the file.
+INTAKE_BUSY_TIMEOUT = 2.0
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -159,10 +167,14 @@ class DeliveryState:
     last_success_at: str | None = None
 
 
-def document_key(type: str, id: str, body: dict[str, Any]) -> str:
-    """The idempotency key of a document from a source without message ids."""
+def document_key(type: str, id: str, body: dict[str, Any], supersedes: int | None = None) -> str:
+    """The idempotency key of a document from a source without message ids.
+
+    A version that supersedes another gets its own key: a correction may carry a body
+    sent before as a first version."""
     digest = hashlib.sha256(canonical_json(body)).hexdigest()
-    return f"doc:{type}:{id}:{digest}"
+    key = f"doc:{type}:{id}:{digest}"
+    return key if supersedes is None else f"{key}:supersedes:{supersedes}"
 
 
 class Outbox:
@@ -173,12 +185,12 @@ class Outbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
         )
         self._db.execute("PRAGMA journal_mode = WAL")
         # FULL: a commit is on disk (WAL fsynced) before enqueue returns.
         self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA busy_timeout = 30000")
+        self._db.execute(f"PRAGMA busy_timeout = {_milliseconds(BUSY_TIMEOUT)}")
         with self._transaction():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > _SCHEMA_VERSION:
@@ -201,17 +213,24 @@ class Outbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _transaction(self, *, durable: bool = True) -> _Transaction:
-        return _Transaction(self._db, self._lock, durable)
+    def _transaction(
+        self, *, durable: bool = True, busy_timeout: float | None = None
+    ) -> _Transaction:
+        return _Transaction(self._db, self._lock, durable, busy_timeout)
 
     # ------------------------------------------------------------------ accepting
 
-    def enqueue(self, items: Sequence[NewDocument]) -> list[Enqueued]:
-        """Store ``items`` in one durable transaction; one result per item, in order."""
+    def enqueue(
+        self, items: Sequence[NewDocument], *, busy_timeout: float | None = None
+    ) -> list[Enqueued]:
+        """Store ``items`` in one durable transaction; one result per item, in order.
+
+        ``busy_timeout``: seconds to wait for another process's write lock (default
+        BUSY_TIMEOUT); then sqlite3.OperationalError, with nothing stored."""
         now = _now()
         prepared = [(item, _content(item)) for item in items]
         results = []
-        with self._transaction() as db:
+        with self._transaction(busy_timeout=busy_timeout) as db:
             for item, (body, digest) in prepared:
                 row = db.execute(
                     "SELECT seq, content_digest FROM documents WHERE key = ?", (item.key,)
@@ -248,12 +267,19 @@ class Outbox:
         return results
 
     def refuse(
-        self, *, key: str, source: str, code: str, reason: str, raw: bytes | None = None
+        self,
+        *,
+        key: str,
+        source: str,
+        code: str,
+        reason: str,
+        raw: bytes | None = None,
+        busy_timeout: float | None = None,
     ) -> int:
         """Record a message refused at the door. A repeat of an open refusal of the same
         key and reason is counted on it rather than listed again."""
         now = _now()
-        with self._transaction() as db:
+        with self._transaction(busy_timeout=busy_timeout) as db:
             row = None
             if key:
                 row = db.execute(
@@ -435,18 +461,28 @@ class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the connection lock; rollback on error.
 
     Not ``durable``: committed without waiting for the disk (``synchronous=NORMAL``; WAL
-    keeps it atomic and ordered, the next durable commit flushes it too)."""
+    keeps it atomic and ordered, the next durable commit flushes it too). ``busy_timeout``
+    replaces BUSY_TIMEOUT for this transaction."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, durable: bool) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        lock: threading.Lock,
+        durable: bool,
+        busy_timeout: float | None = None,
+    ) -> None:
         self._db = db
         self._lock = lock
         self._durable = durable
+        self._busy_timeout = busy_timeout
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
         try:
             if not self._durable:
                 self._db.execute("PRAGMA synchronous = NORMAL")
+            if self._busy_timeout is not None:
+                self._db.execute(f"PRAGMA busy_timeout = {_milliseconds(self._busy_timeout)}")
             self._db.execute("BEGIN IMMEDIATE")
         except BaseException:
             self._restore()
@@ -464,6 +500,8 @@ class _Transaction:
     def _restore(self) -> None:
         if not self._durable:
             self._db.execute("PRAGMA synchronous = FULL")
+        if self._busy_timeout is not None:
+            self._db.execute(f"PRAGMA busy_timeout = {_milliseconds(BUSY_TIMEOUT)}")
 
 
 def _content(item: NewDocument) -> tuple[str, str]:
@@ -478,6 +516,10 @@ def _content(item: NewDocument) -> tuple[str, str]:
         content += [b',"supersedes":', canonical_json(item.supersedes, path="supersedes")]
     content += [b',"type":', canonical_json(item.type, path="type"), b"}"]
     return body.decode("utf-8"), hashlib.sha256(b"".join(content)).hexdigest()
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
 
 
 def _now() -> str:

@@ -1,6 +1,7 @@
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -8,6 +9,7 @@ from adapters.cli import main
 from adapters.csv_export import write_csv_export
 from adapters.fhir import dump_fhir_json, invoice_to_fhir
 from adapters.hl7v2 import invoice_to_dft_p03
+from adapters.outbox import Outbox
 from adapters.signing import Signer
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import invoice_document_id
@@ -103,9 +105,10 @@ def test_a_wrong_signature_is_dead_lettered_until_requeued(
         path, _ = hl7_batch(tmp_path, bad=False)
         outbox = str(tmp_path / "outbox.db")
         common = ["--outbox", outbox, "--hub", server.url, "--token", TOKEN]
-        assert run("hl7", str(path), *common, "--key", str(keys["wrong"])) == 0
+        # the hub rejected what this run delivered: not a success
+        assert run("hl7", str(path), *common, "--key", str(keys["wrong"])) == 1
         assert server.hub.ledger == {}
-        capsys.readouterr()
+        assert "hub adapter: the hub rejected 4 document(s)" in capsys.readouterr().err
         assert run("status", "--outbox", outbox, "--dead") == 0
         out = capsys.readouterr().out
         assert "rejected by the hub 4" in out
@@ -168,3 +171,139 @@ def test_the_hub_command_carries_the_adapter_commands(
     assert hub_main(["adapter", "hl7", str(path), "--outbox", outbox]) == 0
     assert hub_main(["adapter", "status", "--outbox", outbox]) == 0
     assert "queued      4" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- FHIR files and directories
+
+
+def fhir_file(path: Path, resource: dict) -> Path:
+    path.write_text(dump_fhir_json(resource), encoding="utf-8")
+    return path
+
+
+def test_a_fhir_directory_queues_each_json_file_in_name_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bodies = demo_invoices(3, seed=51)
+    folder = tmp_path / "fdir"
+    folder.mkdir()
+    fhir_file(folder / "b.json", invoice_to_fhir(bodies[1]))
+    fhir_file(folder / "a.json", invoice_to_fhir(bodies[0]))
+    broken = invoice_to_fhir(bodies[2])
+    del broken["issuer"]
+    fhir_file(folder / "c.json", broken)
+    (folder / "notes.txt").write_text("not FHIR")
+    (folder / "old.json.bak").write_text("{}")
+    outbox = str(tmp_path / "outbox.db")
+    assert run("fhir", str(folder), "--outbox", outbox) == 1  # c.json is refused
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines == [
+        f"{folder / 'a.json'}: accepted 1, refused 0",
+        f"{folder / 'b.json'}: accepted 1, refused 0",
+        f"{folder / 'c.json'}: accepted 0, refused 1",
+        "accepted 2, refused 1",
+    ]
+    assert f"{folder / 'c.json'}: Invoice.issuer: required element is missing" in err
+    with Outbox(outbox) as box:
+        queued = [item.id for item in box.next_batch(10)]
+        assert box.counts().refused == 1
+    assert queued == [invoice_document_id(bodies[0]), invoice_document_id(bodies[1])]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("fhir", str(empty), "--outbox", outbox) == 1
+    assert "a directory without *.json files" in capsys.readouterr().err
+
+
+def test_a_fhir_transaction_file_is_all_or_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bodies = demo_invoices(2, seed=52)
+    broken = invoice_to_fhir(bodies[1])
+    broken["status"] = "draft"
+    transaction: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": resource, "request": {"method": "POST", "url": "Invoice"}}
+            for resource in (invoice_to_fhir(bodies[0]), broken)
+        ],
+    }
+    path = fhir_file(tmp_path / "tx_bad.json", transaction)
+    outbox = str(tmp_path / "outbox.db")
+    assert run("fhir", str(path), "--outbox", outbox) == 1
+    out, err = capsys.readouterr()
+    assert "accepted 0, refused 2" in out
+    assert "Bundle.entry[1].resource.status" in err
+    assert "a transaction with bad entries: nothing of it queued" in err
+    with Outbox(outbox) as box:
+        assert box.counts().queued == 0
+        assert box.counts().refused == 1  # the entry at fault
+    # the same transaction fixed goes in whole
+    transaction["entry"][1]["resource"] = invoice_to_fhir(bodies[1])
+    fhir_file(path, transaction)
+    assert run("fhir", str(path), "--outbox", outbox) == 0
+    assert "accepted 2, refused 0" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- exit codes, secrets, logs
+
+
+def test_a_file_command_fails_when_the_hub_rejects_what_it_delivered(
+    tmp_path: Path, hub: FakeHubServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = demo_invoices(1, seed=53)[0]
+    common = ["--outbox", str(tmp_path / "outbox.db"), "--hub", hub.url, "--token", TOKEN]
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_bytes(write_csv_export([body]))
+    assert run("csv", str(csv_file), *common) == 0
+    capsys.readouterr()
+    # the same bill with another check code: the hub answers CONFLICT
+    other = invoice_to_fhir({**body, "checkCode": "Zz99Zz"})
+    path = fhir_file(tmp_path / "other.json", other)
+    assert run("fhir", str(path), *common) == 1
+    out, err = capsys.readouterr()
+    assert "accepted 1, refused 0" in out and "dead 1" in out
+    reasons = [line for line in err.splitlines() if line.startswith("hub adapter:")]
+    assert reasons == [
+        "hub adapter: the hub rejected 1 document(s) (see hub adapter status --dead)"
+    ]
+
+
+def test_a_password_in_the_hub_url_is_never_shown(
+    tmp_path: Path, hub: FakeHubServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = hl7_batch(tmp_path, bad=False)
+    outbox = str(tmp_path / "outbox.db")
+    hub.stop()  # nothing answers: the URL shows up in the errors
+    url = hub.url.replace("http://", "http://user:s3cretpw@")
+    args = ["--outbox", outbox, "--hub", url, "--token", TOKEN, "--backoff-cap", "0.05"]
+    assert run("hl7", str(path), *args, "--wait", "0.3", "-v") == 1
+    out, err = capsys.readouterr()
+    assert "unreachable at http://user:***@127.0.0.1" in err
+    assert run("status", "--outbox", outbox) == 0
+    status = capsys.readouterr().out
+    assert "http://user:***@" in status
+    assert run("status", "--outbox", outbox, "--json") == 0
+    shown = out + err + status + capsys.readouterr().out
+    assert "s3cretpw" not in shown
+    hub.start()
+
+
+def test_adapter_logs_are_one_json_object_a_line(
+    tmp_path: Path, hub: FakeHubServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registered = Signer.generate()
+    hub.hub.public_key = registered.public_key()  # an unsigned run is rejected: warnings
+    path, _ = hl7_batch(tmp_path, bad=False)
+    args = ["--outbox", str(tmp_path / "outbox.db"), "--hub", hub.url, "--token", TOKEN]
+    assert run("hl7", str(path), *args, "-v") == 1
+    err = capsys.readouterr().err.splitlines()
+    logs = [json.loads(line) for line in err if line.startswith("{")]
+    others = [line for line in err if not line.startswith("{")]
+    assert others == ["hub adapter: the hub rejected 4 document(s) (see hub adapter status --dead)"]
+    assert {"ts", "level", "logger", "message"} <= set(logs[0])
+    rejected = [entry for entry in logs if entry["logger"] == "adapters.delivery"]
+    assert len(rejected) == 4 and rejected[0]["level"] == "warning"
+    assert "BAD_SIGNATURE" in rejected[0]["message"]

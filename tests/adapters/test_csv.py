@@ -308,6 +308,36 @@ def test_currency_and_status_columns():
     assert [(error.line, error.column) for error in result.errors] == [(3, "currency")]
 
 
+def test_the_supersedes_column_names_the_version_a_reversal_replaces():
+    header = HEADER + ",status,supersedes"
+    lines = [
+        header,
+        row(**A) + ",reversed,1",  # 2: bill A reverses its version 1
+        row(**A, item_code="250102001") + ",reversed,1",  # 3: A again, the same bill columns
+        row(bill_number="0000000200") + ",issued,",  # 4: B, a first version
+        row(bill_number="0000000300") + ",reversed,0",  # 5: C, no version 0
+        row(bill_number="0000000400") + ",reversed,2",  # 6: D
+        row(bill_number="0000000400") + ",reversed,3",  # 7: D, differs from line 6
+    ]
+    result = read_csv_export("\n".join(lines).encode())
+    assert [(e.line, e.column, e.problem) for e in result.errors] == [
+        (5, "supersedes", "must be a version number, 1 or more"),
+        (7, "supersedes", "differs from line 6, the bill's first row"),
+    ]
+    assert [body["billNumber"] for body in result.invoices] == ["0000000101", "0000000200"]
+    assert result.supersedes == [1, None]
+    # the header may leave the column out: every bill is then a first version
+    plain = read_csv_export("\n".join([HEADER, row()]).encode())
+    assert (plain.errors, plain.supersedes) == ([], [None])
+
+
+def test_supersedes_survives_write_and_read():
+    invoices = demo_invoices(3, seed=5)
+    invoices[1] = {**copy.deepcopy(invoices[1]), "status": "reversed"}
+    result = read_csv_export(write_csv_export(invoices, supersedes=[None, 1, 4]))
+    assert (result.invoices, result.supersedes) == (invoices, [None, 1, 4])
+
+
 # --- writing -----------------------------------------------------------------------------
 
 

@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 
 from adapters.errors import MappingError
 from adapters.fhir import (
+    FhirInvoice,
     bundle_to_invoices,
     dump_fhir_json,
+    fhir_payload_to_documents,
     fhir_payload_to_invoices,
+    fhir_to_document,
     fhir_to_invoice,
     invoice_to_fhir,
     load_fhir_json,
@@ -412,6 +415,51 @@ def test_each_problem_names_its_element(change, path, code):
             del line["chargeItemCodeableConcept"]
     error = expect_error(resource)
     assert (error.path, error.code) == (path, code)
+
+
+SUPERSEDES_URL = "https://ledger-hub.local/fhir/StructureDefinition/supersedes"
+
+
+@pytest.mark.parametrize("version", ["R4B", "R5"])
+@pytest.mark.parametrize("element", ["valuePositiveInt", "valueInteger"])
+def test_the_supersedes_extension_names_the_version_replaced(version, element):
+    resource = spec_style(version)
+    resource["status"] = "cancelled"
+    resource["extension"].append({"url": SUPERSEDES_URL, element: 1})
+    document = fhir_to_document(resource, version)
+    assert document == FhirInvoice({**SPEC_STYLE_BODY, "status": "reversed"}, 1)
+    # and written the same way
+    written = invoice_to_fhir(document.body, version, supersedes=1)
+    assert fhir_to_document(load_fhir_json(dump_fhir_json(written)), version) == document
+    assert fhir_to_document(spec_style(version), version).supersedes is None
+
+
+@pytest.mark.parametrize(
+    ("extension", "path"),
+    [
+        ({"url": SUPERSEDES_URL, "valueInteger": 0}, "Invoice.extension[3].valueInteger"),
+        ({"url": SUPERSEDES_URL, "valueString": "1"}, "Invoice.extension[3]"),
+    ],
+)
+def test_a_bad_supersedes_extension_names_its_element(extension, path):
+    resource = spec_style("R5")
+    resource["extension"].append(extension)
+    with pytest.raises(MappingError) as caught:
+        fhir_to_document(resource)
+    assert caught.value.path == path
+
+
+def test_bundle_entries_carry_their_supersedes():
+    body = {**SPEC_STYLE_BODY, "status": "reversed"}
+    entries = [
+        {"resource": invoice_to_fhir(SPEC_STYLE_BODY)},
+        {"resource": invoice_to_fhir(body, supersedes=1)},
+    ]
+    payload = dump_fhir_json({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    assert fhir_payload_to_documents(payload) == [
+        (0, FhirInvoice(SPEC_STYLE_BODY)),
+        (1, FhirInvoice(body, 1)),
+    ]
 
 
 def test_a_reversal_is_a_cancelled_invoice():

@@ -1,4 +1,5 @@
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -7,7 +8,8 @@ from fhir.resources.capabilitystatement import CapabilityStatement
 from fhir.resources.operationoutcome import OperationOutcome
 from starlette.testclient import TestClient
 
-from adapters.fhir import dump_fhir_json, invoice_to_fhir
+from adapters.errors import MappingError
+from adapters.fhir import FhirInvoice, dump_fhir_json, invoice_to_fhir
 from adapters.fhir_server import create_fhir_app
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import invoice_document_id
@@ -16,17 +18,23 @@ FHIR_JSON = "application/fhir+json"
 
 
 class Outbox:
-    """Records what the endpoint queues; can be told to fail."""
+    """Records what the endpoint queues and refuses; can be told to fail."""
 
     def __init__(self) -> None:
         self.calls: list[list[dict[str, Any]]] = []
+        self.versions: list[int | None] = []
+        self.refused: list[MappingError] = []
         self.fail = False
 
-    async def enqueue(self, bodies: list[dict[str, Any]]) -> list[str]:
+    async def enqueue(self, documents: list[FhirInvoice]) -> list[str]:
         if self.fail:
             raise RuntimeError("disk full")
-        self.calls.append(bodies)
-        return [f"q{len(self.calls)}.{index}" for index in range(len(bodies))]
+        self.calls.append([document.body for document in documents])
+        self.versions += [document.supersedes for document in documents]
+        return [f"q{len(self.calls)}.{index}" for index in range(len(documents))]
+
+    async def refuse(self, errors: list[MappingError]) -> None:
+        self.refused += errors
 
     @property
     def queued(self) -> list[dict[str, Any]]:
@@ -40,7 +48,9 @@ def outbox() -> Outbox:
 
 @pytest.fixture
 def client(outbox: Outbox) -> TestClient:
-    return TestClient(create_fhir_app(outbox.enqueue, max_body_bytes=200_000, max_entries=5))
+    return TestClient(
+        create_fhir_app(outbox.enqueue, refuse=outbox.refuse, max_body_bytes=200_000, max_entries=5)
+    )
 
 
 def post(client: TestClient, url: str, resource: Any, content_type: str = FHIR_JSON) -> Any:
@@ -223,7 +233,7 @@ def test_a_payload_over_the_limit_answers_413(client, outbox):
         for _ in range(30):
             yield b" " * 10_000
 
-    response = client.post("/fhir/Invoice", content=chunks())
+    response = client.post("/fhir/Invoice", content=chunks(), headers={"content-type": FHIR_JSON})
     assert response.status_code == 413
     assert outbox.calls == []
 
@@ -252,3 +262,56 @@ def test_unknown_routes_and_methods_answer_an_operation_outcome(client):
     response = client.post("/fhir/Patient", content=b"{}")
     assert response.status_code == 404
     assert outcome_of(response)["issue"][0]["code"] == "not-found"
+
+
+def test_a_post_without_content_type_answers_415(client, outbox):
+    data = dump_fhir_json(invoice_to_fhir(demo_invoices(1, seed=1)[0])).encode()
+    response = client.post("/fhir/Invoice", content=data)
+    assert response.status_code == 415
+    assert outcome_of(response)["issue"][0]["code"] == "not-supported"
+    assert outbox.calls == []
+
+
+def test_refusals_are_handed_over_as_dead_letters(client, outbox):
+    bodies = demo_invoices(3, seed=12)
+    assert post(client, "/fhir/Invoice", broken_resource(bodies[0])).status_code == 422
+    assert post(client, "/fhir/Invoice", "{not json").status_code == 400
+    batch = bundle("batch", [invoice_to_fhir(bodies[1]), broken_resource(bodies[2])])
+    assert post(client, "/fhir", batch).status_code == 200
+    transaction = bundle("transaction", [broken_resource(bodies[1])])
+    assert post(client, "/fhir", transaction).status_code == 422
+    assert [error.path for error in outbox.refused] == [
+        "Invoice.lineItem[0].priceComponent[0].amount.value",
+        "",
+        "Bundle.entry[1].resource.lineItem[0].priceComponent[0].amount.value",
+        "Bundle.entry[0].resource.lineItem[0].priceComponent[0].amount.value",
+    ]
+    # a failure of the adapter's own is not the sender's dead letter
+    outbox.fail = True
+    assert post(client, "/fhir/Invoice", invoice_to_fhir(bodies[0])).status_code == 500
+    assert len(outbox.refused) == 4
+
+
+def test_rest_refusals_count_in_the_outbox_without_patient_data(tmp_path: Path) -> None:
+    from adapters.cli import refuse_fhir
+    from adapters.outbox import Outbox as RealOutbox
+
+    async def enqueue(documents: list[FhirInvoice]) -> list[str]:
+        raise AssertionError("nothing here is good")
+
+    bodies = demo_invoices(30, seed=13)
+    with RealOutbox(tmp_path / "outbox.db") as box:
+
+        async def refuse(errors: list[MappingError]) -> None:
+            await refuse_fhir(box, errors)
+
+        client = TestClient(create_fhir_app(enqueue, refuse=refuse))
+        for body in bodies:
+            resource = broken_resource(body)
+            resource["subject"] = {"identifier": {"value": body["patientRef"]}, "display": 5}
+            assert post(client, "/fhir/Invoice", resource).status_code == 400
+        assert box.counts().refused == 30
+        letters = box.dead_letters()
+    assert {(letter.source, letter.code) for letter in letters} == {("fhir", "structure")}
+    shown = repr(letters)
+    assert not any(b["patientRef"] in shown or b["payer"]["name"] in shown for b in bodies)

@@ -18,9 +18,11 @@ class CountingOutbox(Outbox):
         super().__init__(path)
         self.transactions: list[int] = []
 
-    def enqueue(self, items: list[NewDocument]) -> list[Enqueued]:  # type: ignore[override]
+    def enqueue(  # type: ignore[override]
+        self, items: list[NewDocument], *, busy_timeout: float | None = None
+    ) -> list[Enqueued]:
         self.transactions.append(len(items))
-        return super().enqueue(items)
+        return super().enqueue(items, busy_timeout=busy_timeout)
 
 
 async def test_concurrent_senders_share_transactions_and_get_their_own_results(

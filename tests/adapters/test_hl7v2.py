@@ -636,3 +636,137 @@ def test_offsets_are_kept_exactly() -> None:
     issued = datetime(2026, 3, 1, 23, 59, 59, tzinfo=zone).isoformat()
     body = invoice(issuedAt=issued)
     assert parse_dft_p03(invoice_to_dft_p03(body, "Q"))["issuedAt"] == "2026-03-01T23:59:59-03:30"
+
+
+# ----------------------------------------------------------------- no patient data in errors
+
+
+@pytest.mark.parametrize(
+    ("segment", "position", "value"),
+    [
+        ("PID", 5, "Li\\Wei\\Zhang^Ming"),
+        ("PID", 3, "P-\\Wei\\001^^^^PI~460***********1234^^^^NNCHN"),
+        ("PV1", 19, "MZ\\Wei\\01"),
+        ("ZEB", 4, "Ab\\Wei\\1"),
+    ],
+)
+def test_a_stray_escape_is_named_by_field_never_quoted(
+    segment: str, position: int, value: str
+) -> None:
+    message = set_field(invoice_to_dft_p03(invoice(), "E-1"), segment, position, value)
+    error = error_of(message)
+    assert (error.segment, error.field, error.ack_code) == (segment, position, "AE")
+    assert error.problem == "unsupported escape sequence"
+    reply = ack(message, "AE", error)
+    assert "Wei" not in reply and "Wei" not in str(error)
+
+
+def test_a_currency_mismatch_does_not_quote_the_field() -> None:
+    message = invoice_to_dft_p03(invoice(), "C-1")
+    ft1 = next(s for s in segments(message) if s.startswith("FT1|")).split("|")
+    message = set_field(message, "FT1", 11, ft1[11].replace("&CNY", "&Zhang"))
+    error = error_of(message)
+    assert (error.segment, error.field) == ("FT1", 11)
+    assert "Zhang" not in str(error)
+
+
+def test_a_batch_count_that_is_no_number_is_not_quoted() -> None:
+    messages = [invoice_to_dft_p03(body, f"F{n}") for n, body in enumerate(demo_invoices(1))]
+    batch = split_batch(batch_file(messages, bts="Zhang Wei"))
+    assert [(p.segment, p.field) for p in batch.problems] == [("BTS", 1)]
+    assert "Zhang" not in str(batch.problems[0])
+
+
+# ----------------------------------------------------------------- formatting, PID-3, MSH-9
+
+
+def test_formatting_line_breaks_read_as_one_space() -> None:
+    enc = Encoding()
+    assert unescape("a\\.br\\b\\.sp\\c\\.ce\\d", enc) == "a b c d"
+    body = invoice()
+    message = invoice_to_dft_p03(body, "BR-1")
+    name = body["items"][0]["name"]
+    broken = message.replace(f"^{name}|", f"^{name}\\.br\\(2)|", 1)
+    assert broken != message
+    assert parse_dft_p03(broken)["items"][0]["name"] == f"{name} (2)"
+
+
+def test_patient_ref_skips_the_national_id_repetition() -> None:
+    body = invoice()
+    message = invoice_to_dft_p03(body, "PR-1")
+    national_first = f"{body['payer']['idMasked']}^^^^NNCHN~P-000999^^^H^PI"
+    read = parse_dft_p03(set_field(message, "PID", 3, national_first))
+    assert read["patientRef"] == "P-000999"
+    assert read["payer"]["idMasked"] == body["payer"]["idMasked"]
+    # every repetition a national id: the first one, as before
+    only_national = f"{body['payer']['idMasked']}^^^^NNCHN"
+    read = parse_dft_p03(set_field(message, "PID", 3, only_national))
+    assert read["patientRef"] == body["payer"]["idMasked"]
+
+
+@pytest.mark.parametrize("structure", ["ADT_A01", "DFT_P11"])
+def test_a_wrong_message_structure_is_ar_naming_msh_9(structure: str) -> None:
+    message = set_field(invoice_to_dft_p03(invoice(), "MS-1"), "MSH", 8, f"DFT^P03^{structure}")
+    error = error_of(message)
+    assert (error.ack_code, error.segment, error.field, error.component) == ("AR", "MSH", 9, 3)
+    assert msa_of(ack(message, "AR", error))[1:3] == ["AR", "MS-1"]
+
+
+def test_an_empty_message_structure_is_still_taken() -> None:
+    body = invoice()
+    message = set_field(invoice_to_dft_p03(body, "MS-2"), "MSH", 8, "DFT^P03")
+    assert parse_dft_p03(message) == body
+
+
+# ----------------------------------------------------------------- ACKs in the sender's terms
+
+
+def msa_of(reply: str) -> list[str]:
+    line = next(s for s in reply.split("\r") if s.startswith("MSA"))
+    return line.split(line[3])
+
+
+def custom_delimiters(message: str) -> str:
+    """``message`` with field ``#``, component ``$``, repetition ``%``, escape ``!``."""
+    table = str.maketrans({"|": "#", "^": "$", "~": "%", "\\": "!"})
+    return message.translate(table)
+
+
+def test_the_ack_speaks_the_message_delimiters() -> None:
+    body = outpatient()
+    message = custom_delimiters(invoice_to_dft_p03(body, "CD-1"))
+    assert message.startswith("MSH#$%!&#")
+    assert parse_dft_p03(message) == body
+    reply = ack(message, "AA")
+    msh = reply.split("\r")[0]
+    assert msh.startswith("MSH#$%!&#")
+    assert msh.split("#")[8] == "ACK$P03$ACK"
+    bad = custom_delimiters(set_field(invoice_to_dft_p03(body, "CD-2"), "FT1", 6, "CD"))
+    reply = ack(bad, "AE", error_of(bad))
+    err = next(s for s in reply.split("\r") if s.startswith("ERR"))
+    assert err.split("#")[2:4] == ["FT1$1$6", "103$Table value not found$HL70357"]
+    assert "^" not in reply
+    v23 = custom_delimiters(invoice_to_dft_p03(body, "CD-3", "2.3"))
+    assert ack(v23, "AA").split("\r")[0].split("#")[8] == "ACK$P03"
+
+
+def test_a_batch_ack_keeps_the_batch_delimiters() -> None:
+    from adapters.hl7v2 import batch_encoding
+
+    text = custom_delimiters(batch_file([invoice_to_dft_p03(invoice(), "B0")]))
+    reply = ack_batch([ack(split_batch(text).messages[0], "AA")], encoding=batch_encoding(text))
+    assert reply.startswith("BHS#$%!&#") and reply.endswith("\rBTS#1\r")
+
+
+def test_an_unknown_character_set_is_ar_naming_the_control_id() -> None:
+    message = invoice_to_dft_p03(invoice(), "CS-1").replace("UNICODE UTF-8", "KLINGON")
+    error = error_of(message)
+    assert (error.ack_code, error.field) == ("AR", 18)
+    assert msa_of(ack(message, "AR", error))[1:3] == ["AR", "CS-1"]
+
+
+def test_every_refusal_code_has_its_text() -> None:
+    error = Hl7Error("MSH", None, "message larger than 10 bytes", code="104", reject=True)
+    err = ack("", "AR", error).split("\r")[2]
+    assert "104^Value too long^HL70357" in err
+    assert err.split("|")[8] == "MSH: message larger than 10 bytes"

@@ -185,6 +185,67 @@ async def test_gb18030_messages_are_taken_and_answered_in_kind(adapter: Adapter)
     assert body["payer"]["name"] in item.body.decode()
 
 
+async def test_a_stray_escape_is_refused_without_quoting_the_name(adapter: Adapter) -> None:
+    message = set_field(
+        invoice_to_dft_p03(demo_invoices(1, seed=6)[0], "X-1"), "PID", 5, "Li\\Wei\\Zhang^Ming"
+    )
+    client = await MllpClient.connect(adapter.port)
+    reply = await client.send(message.encode())
+    await client.close()
+    assert msa(reply)[1:4] == ["AE", "X-1", "PID[1]-5: unsupported escape sequence"]
+    assert "Wei" not in reply
+    (letter,) = adapter.outbox.dead_letters()
+    assert letter.reason == "PID[1]-5: unsupported escape sequence"
+
+
+async def test_an_oversized_message_is_ar_naming_its_control_id(adapter: Adapter) -> None:
+    body = demo_invoices(1, seed=7)[0]
+    message = invoice_to_dft_p03(body, "BIG-1")
+    padding = "NTE|1||" + "x" * (70 * 1024) + "\r"
+    client = await MllpClient.connect(adapter.port)
+    reply = await client.send((message + padding).encode())
+    assert msa(reply)[1:3] == ["AR", "BIG-1"]
+    err = reply.split("\r")[2]
+    assert "104^Value too long^HL70357" in err
+    assert err.split("|")[8] == "MSH: message larger than 65536 bytes"
+    # the whole block was skipped: the next message on the connection is read whole
+    reply = await client.send(invoice_to_dft_p03(body, "OK-2").encode())
+    assert msa(reply)[1:3] == ["AA", "OK-2"]
+    await client.close()
+    (letter,) = adapter.outbox.dead_letters()
+    assert letter.key == hl7_key(read_header(message).sender, "BIG-1")
+
+
+async def test_a_locked_outbox_is_answered_ar_207_within_seconds(
+    adapter: Adapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = invoice_to_dft_p03(demo_invoices(1, seed=8)[0], "L-1")
+    holder = sqlite3.connect(adapter.outbox.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    client = await MllpClient.connect(adapter.port)
+    try:
+        started = time.monotonic()
+        with caplog.at_level("INFO", logger="adapters"):
+            reply = await client.send(message.encode())
+        waited = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert msa(reply)[1:3] == ["AR", "L-1"]
+    assert "207^Application internal error" in reply
+    assert waited < 10  # one short busy timeout, not two of 30 s
+    # one line for the operator, no traceback; the message is fine, so no dead letter
+    records = [r for r in caplog.records if r.name.startswith("adapters")]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)]
+    assert "database is locked" in records[0].getMessage()
+    assert adapter.outbox.counts().refused == 0
+    # once the file is free, the sender's retry is stored and acknowledged
+    reply = await client.send(message.encode())
+    assert msa(reply)[1:3] == ["AA", "L-1"]
+    await client.close()
+    assert adapter.outbox.counts().queued == 1
+
+
 # ----------------------------------------------------------------- 500 messages
 
 

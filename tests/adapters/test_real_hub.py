@@ -167,7 +167,7 @@ def test_a_wrong_signature_is_refused_by_the_hub_and_dead_lettered(
     common = ["adapter", "hl7", str(path), "--outbox", outbox]
     common += ["--hub", real_hub.url, "--token", real_hub.token, "--wait", "20"]
     wrong = key_file(tmp_path, Signer.generate(), "wrong")
-    assert hub_main([*common, "--key", str(wrong)]) == 0
+    assert hub_main([*common, "--key", str(wrong)]) == 1
     assert real_hub.tree_size() == 0
     capsys.readouterr()
     with Outbox(outbox) as box:
@@ -180,7 +180,7 @@ def test_a_wrong_signature_is_refused_by_the_hub_and_dead_lettered(
     # unsigned is refused too: this hospital must sign
     unsigned = str(tmp_path / "unsigned.db")
     unsigned_args = [*common[:4], unsigned, *common[5:]]
-    assert hub_main(unsigned_args) == 0
+    assert hub_main(unsigned_args) == 1
     with Outbox(unsigned) as box:
         assert box.counts().rejected == 3
     assert real_hub.tree_size() == 0
@@ -222,3 +222,49 @@ def test_fhir_and_csv_files_are_anchored_by_the_real_hub(
     for body in (bodies[0], bodies[5]):
         held = real_hub.graphql(query, {"id": invoice_document_id(body)})["document"]["body"]
         assert held == body
+
+
+# ----------------------------------------------------------------- reversals
+
+
+VERSIONS = "query($id: ID!) { document(id: $id) { version status body } }"
+
+
+def test_reversals_from_csv_and_fhir_files_are_anchored_as_version_2(
+    real_hub: RealHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_hub.start()
+    via_csv, via_fhir, unnamed = demo_invoices(3, seed=95)
+    key = key_file(tmp_path, real_hub.signer, "hospital")
+    common = ["--outbox", str(tmp_path / "outbox.db"), "--hub", real_hub.url]
+    common += ["--token", real_hub.token, "--key", str(key), "--wait", "20"]
+    issued = tmp_path / "issued.csv"
+    issued.write_bytes(write_csv_export([via_csv, via_fhir, unnamed]))
+    assert hub_main(["adapter", "csv", str(issued), *common]) == 0
+
+    reversed_csv = tmp_path / "reversed.csv"
+    reversal = {**via_csv, "status": "reversed"}
+    reversed_csv.write_bytes(write_csv_export([reversal], supersedes=[1]))
+    assert hub_main(["adapter", "csv", str(reversed_csv), *common]) == 0
+    cancelled = invoice_to_fhir({**via_fhir, "status": "reversed"}, "R4B", supersedes=1)
+    reversed_fhir = tmp_path / "reversed.json"
+    reversed_fhir.write_text(dump_fhir_json(cancelled), encoding="utf-8")
+    assert hub_main(["adapter", "fhir", str(reversed_fhir), *common]) == 0
+
+    anchored = real_hub.anchored()
+    for body in (via_csv, via_fhir):
+        assert [version for version, _ in anchored[invoice_document_id(body)]] == [1, 2]
+        held = real_hub.graphql(VERSIONS, {"id": invoice_document_id(body)})["document"]
+        assert (held["version"], held["body"]) == (2, {**body, "status": "reversed"})
+
+    # a reversal that names no version is refused, and says which field is missing
+    capsys.readouterr()
+    no_version = tmp_path / "no_version.csv"
+    no_version.write_bytes(write_csv_export([{**unnamed, "status": "reversed"}]))
+    assert hub_main(["adapter", "csv", str(no_version), *common]) == 1
+    assert "the hub rejected 1 document(s)" in capsys.readouterr().err
+    with Outbox(tmp_path / "outbox.db") as box:
+        (letter,) = box.dead_letters()
+    assert letter.document_id == invoice_document_id(unnamed)
+    assert "supersedes: a reversal must name the version it reverses" in letter.reason
+    assert [v for v, _ in real_hub.anchored()[invoice_document_id(unnamed)]] == [1]
