@@ -28,7 +28,8 @@ class Staged:
     """What one submission adds to the integrating transaction."""
 
     entries: list[bytes] = field(default_factory=list)
-    # (sql, rows) run with execute_many after every submission of the group has staged.
+    # (sql, rows) run with execute_many after every submission of the group has staged,
+    # the rows of one statement from all submissions together.
     writes: list[tuple[str, Sequence[Sequence[Any]]]] = field(default_factory=list)
 
 
@@ -103,7 +104,10 @@ class Sequencer:
             head = await read_head(sql)
             size = head.size if head else 0
             entries: list[bytes] = []
-            writes: list[tuple[str, Sequence[Sequence[Any]]]] = []
+            # Rows by statement, in order: one execute_many per statement for the whole
+            # group, since each is a round trip to the database thread (and on SQLite
+            # under load a wait for the GIL) that holds up every caller in the group.
+            writes: dict[str, list[Sequence[Any]]] = {}
             scratch: dict[str, Any] = {}
             for submission, future in group:
                 try:
@@ -112,9 +116,10 @@ class Sequencer:
                     future.set_exception(exc)
                     continue
                 entries.extend(staged.entries)
-                writes.extend(staged.writes)
+                for query, rows in staged.writes:
+                    writes.setdefault(query, []).extend(rows)
                 accepted.append(future)
-            for query, rows in writes:
+            for query, rows in writes.items():
                 await sql.execute_many(query, rows)
             if entries or head is None:
                 new_size, root, _ = await append_entries(sql, size, entries)
