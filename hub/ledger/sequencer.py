@@ -53,6 +53,21 @@ class Submission(Protocol):
         ...
 
 
+async def _prefetch(sql: Sql, submissions: Sequence[Submission], group: dict[str, Any]) -> None:
+    """Let each kind of submission read what all of its kind in the group need at once.
+
+    A kind may define ``prefetch(sql, submissions, group)`` (a classmethod); its ``stage``
+    must still work without it. Every read is a round trip that the group waits for.
+    """
+    kinds: dict[type, list[Submission]] = {}
+    for submission in submissions:
+        kinds.setdefault(type(submission), []).append(submission)
+    for kind, same in kinds.items():
+        prefetch = getattr(kind, "prefetch", None)
+        if prefetch is not None:
+            await prefetch(sql, same, group)
+
+
 class Sequencer:
     def __init__(
         self,
@@ -109,6 +124,7 @@ class Sequencer:
             # under load a wait for the GIL) that holds up every caller in the group.
             writes: dict[str, list[Sequence[Any]]] = {}
             scratch: dict[str, Any] = {}
+            await _prefetch(sql, [submission for submission, _ in group], scratch)
             for submission, future in group:
                 try:
                     staged = await submission.stage(sql, size + len(entries), scratch)

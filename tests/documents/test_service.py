@@ -244,6 +244,31 @@ async def test_concurrent_submissions_of_one_new_document_create_it_once(started
     assert await ledger_size(hub) == 2 == await count_documents(hub)
 
 
+async def test_a_group_of_large_batches_finds_every_stored_version(started: Hub) -> None:
+    # Batches submitted together are integrated as one group, whose stored versions are
+    # read in chunks of ids: repeats from before, from another batch of the group and
+    # conflicting bodies must each be told apart across the chunks.
+    hub = started
+    bodies = demo_invoices(1500, seed=16)
+    stored, _ = await hub.documents.submit(HOSPITAL, [invoice(b) for b in bodies[:600]])
+    changed = mutated(bodies[599], _set(["checkCode"], "ZZZZZZ"))
+    first = [invoice(b) for b in bodies[300:900]]  # 300 stored, 300 new
+    second = [invoice(b) for b in bodies[800:1500]]  # 100 shared with `first`, 600 new
+    (a, _), (b, _), (c, _) = await asyncio.gather(
+        hub.documents.submit(HOSPITAL, first),
+        hub.documents.submit(HOSPITAL, second),
+        hub.documents.submit(HOSPITAL, [invoice(changed)]),
+    )
+    assert [r.status for r in a[:300]] == [DUPLICATE] * 300
+    assert [r.leaf_index for r in a[:300]] == [r.leaf_index for r in stored[300:600]]
+    assert [r.status for r in a[300:]] == [CREATED] * 300
+    shared = {r.id: r.leaf_index for r in a[500:]}
+    assert {r.id: r.leaf_index for r in b[:100]} == shared
+    assert {r.status for r in b[100:]} == {CREATED}
+    assert c[0].status == REJECTED and c[0].error and c[0].error.code == "CONFLICT"
+    assert await ledger_size(hub) == 1500 == await count_documents(hub)
+
+
 async def test_issuer_signatures(started: Hub) -> None:
     hub = started
     signed = "hosp-signed"
