@@ -73,7 +73,9 @@ async def _with_hub(settings: Settings, work: Callable[[Any], Coroutine[Any, Any
 
 
 async def cmd_institution_add(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.institutions import add_institution, add_issuer_key
+    from hub.institutions import add_institution, add_issuer_key, check_institution_id
+
+    check_institution_id(args.id)  # before the hub starts: a typo needs no database
 
     async def work(hub: Any) -> int:
         await add_institution(

@@ -38,7 +38,13 @@ class Forbidden(HubError):
 
 
 class RateLimited(HubError):
+    """``retry_after``: whole seconds the caller should wait (the HTTP Retry-After header)."""
+
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(HubError):

@@ -1,7 +1,9 @@
 """Institutions (hospitals, agencies) and the Ed25519 keys hospitals sign bodies with."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -10,6 +12,9 @@ from hub.db import Database
 from hub.errors import BadInput, Conflict
 
 KINDS = ("hospital", "agency")
+# Ids appear in tokens (`inst`), grants, URLs and log lines: no spaces, no markup.
+_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ID_RULE: Final = "1-64 characters, each an ASCII letter, a digit, '.', '_' or '-'"
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,20 @@ def parse_public_key(data: bytes) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def check_institution_id(id: str) -> None:
+    """BadInput unless ``id`` is a well-formed institution id."""
+    if not _ID.fullmatch(id):
+        raise BadInput(f"id: an institution id is {ID_RULE}")
+
+
 async def add_institution(
     db: Database, id: str, name: str, kind: str, *, signatures_required: bool = False
 ) -> InstitutionRecord:
     if kind not in KINDS:
         raise BadInput(f"kind: must be one of {', '.join(KINDS)}")
-    if not id or len(id) > 64 or not name or len(name) > 200:
-        raise BadInput("id and name are required (id at most 64, name at most 200 characters)")
+    check_institution_id(id)
+    if not name or len(name) > 200:
+        raise BadInput("name: required, at most 200 characters")
     async with db.transaction() as sql:
         if await sql.fetch("SELECT 1 FROM institutions WHERE id = ?", [id]):
             raise Conflict(f"institution {id} already exists")

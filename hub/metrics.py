@@ -5,6 +5,7 @@ fields), never from what a client sends, so a client cannot grow the series with
 """
 
 import json
+import logging
 import time
 from collections.abc import Collection, Sequence
 from functools import lru_cache
@@ -30,6 +31,7 @@ from hub.ledger.sequencer import Integrated, Sequencer
 from hub.ledger.storage import SignedHead
 from hub.services import Hub
 
+log = logging.getLogger(__name__)
 OTHER = "other"
 GRAPHQL_PATH = "/graphql"
 # Bigger bodies are refused before parsing (schema.limits); labelling never reads more.
@@ -82,7 +84,7 @@ def operation_label(method: str, query_string: bytes, body: bytes) -> str:
     else:
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack
             return ""
         if not isinstance(payload, dict):
             return ""
@@ -213,10 +215,19 @@ class GraphQLTiming:
             await self.app(scope, copying_receive, send)
         finally:
             elapsed = time.perf_counter() - started
-            parsed = scope.get(PARSED_REQUEST_KEY)
-            if parsed is not None:  # the GraphQL app read the body already
-                label = _first_field(*parsed)
-            else:
-                body = b"".join(chunks) if seen <= _MAX_LABEL_BODY else b""
-                label = operation_label(scope["method"], scope.get("query_string", b""), body)
-            self.metrics.observe_graphql(label, elapsed)
+            self.metrics.observe_graphql(_safe_label(scope, chunks, seen), elapsed)
+
+
+def _safe_label(scope: Scope, chunks: list[bytes], seen: int) -> str:
+    """The request's label; "" (other) when it cannot be worked out. Labelling runs after
+    the answer, where a raise would turn a served request into a server error."""
+    try:
+        parsed = scope.get(PARSED_REQUEST_KEY)
+        if parsed is not None:  # the GraphQL app read the body already
+            return _first_field(*parsed)
+        body = b"".join(chunks) if seen <= _MAX_LABEL_BODY else b""
+        return operation_label(scope["method"], scope.get("query_string", b""), body)
+    except Exception as exc:  # a metric is never worth a failed request
+        # The type only: an exception's text may quote the request.
+        log.warning("could not label a GraphQL request for metrics: %s", type(exc).__name__)
+        return ""

@@ -1,11 +1,14 @@
 """The GraphQL endpoint: schema, HTTP/websocket view, authentication and body limit."""
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
 import strawberry
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,8 +16,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
-from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from hub.access.ratelimit import GuessLimiter, request_limiter
 from hub.auth.jwks import JwksCache
@@ -35,8 +41,10 @@ from schema.limits import (
     DevLimits,
     ErrorCodes,
     Guard,
+    ProdErrorCodes,
     ProdLimits,
     is_unexpected,
+    retry_after,
     shape_error,
 )
 from schema.mutations import Mutation
@@ -44,14 +52,32 @@ from schema.queries import Query
 from schema.resolvers import use_attribute_resolvers
 from schema.subscriptions import Subscription
 from schema.token_cache import VerifiedTokens
+from schema.websocket import GraphQLWSHandler, TransportWSHandler, connection_authorization
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 1024
 _GUARDS, _VERIFIER, _TOKENS = "graphql.guards", "graphql.verifier", "graphql.tokens"
 
 
+class _ParserCache(ParserCache):
+    """The parse cache, leaving a syntax error for strawberry to report.
+
+    ParserCache parses in its hook, outside strawberry's handling of parse errors. Over
+    HTTP a catch-all still turns the raise into an error, but the websocket handlers do not
+    catch it: the client got a bare "complete" and the log a traceback. With the document
+    left unset, strawberry parses again in its own handling and answers with the error;
+    only texts that do not parse pay for that second parse.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            ec.graphql_document = self.cached_parse_document(ec.query, **ec.parse_options)
+        yield
+
+
 def _parser_cache() -> ParserCache:
-    return ParserCache(maxsize=CACHE_SIZE)
+    return _ParserCache(maxsize=CACHE_SIZE)
 
 
 def _validation_cache() -> ValidationCache:
@@ -78,7 +104,8 @@ def build_schema(prod: bool = False) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
-            ErrorCodes,  # first, so it shapes the errors of every later extension
+            # First, so it shapes the errors of every later extension.
+            ProdErrorCodes if prod else ErrorCodes,
             ProdLimits if prod else DevLimits,
             _parser_cache,
             _validation_cache,
@@ -145,7 +172,53 @@ async def request_context(hub: Hub, authorization: str | None, client: str) -> C
     return Context(hub, principal, error, client, guards(hub))
 
 
+class NestedTooDeeply(json.JSONDecodeError):
+    """JSON nested deeper than the parser's recursion allows: refused like any bad JSON."""
+
+    def __init__(self) -> None:
+        super().__init__("nested too deeply", "", 0)
+
+
+def refusal(
+    message: str, status: int, code: str = "BAD_INPUT", headers: Mapping[str, str] | None = None
+) -> Response:
+    """A GraphQL-shaped JSON answer to a request refused before any operation ran."""
+    payload = {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(
+        json.dumps(payload), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def http_refusal(exc: HTTPException) -> Response:
+    """Strawberry's plain-text transport refusals, as GraphQL errors with a code."""
+    if isinstance(exc.__cause__, InvalidOperationTypeError):  # a mutation over GET
+        return refusal(exc.reason, 405, headers={"Allow": "POST"})
+    if exc.status_code == 405:
+        return refusal(exc.reason, 405, headers={"Allow": "GET, POST"})
+    code = "NOT_FOUND" if exc.status_code == 404 else "BAD_INPUT"
+    return refusal(exc.reason, exc.status_code, code)
+
+
 class HubGraphQL(GraphQL[Context, None]):
+    """Strawberry's view for everything the JSON fast path does not run."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = GraphQLWSHandler
+
+    def __init__(self, schema: strawberry.Schema, prod: bool) -> None:
+        super().__init__(schema, graphql_ide=None if prod else "graphiql")
+        self.prod = prod
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except HTTPException as exc:
+            response = http_refusal(exc)
+        await response(scope, receive, send)
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
@@ -154,12 +227,67 @@ class HubGraphQL(GraphQL[Context, None]):
             request.app.state.hub, request.headers.get("authorization"), client
         )
 
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        # A token in connection_init replaces the upgrade request's header, if any.
+        authorization = connection_authorization(context.connection_params)
+        if authorization is not None:
+            fresh = await request_context(context.hub, authorization, context.client)
+            context.principal, context.auth_error = fresh.principal, fresh.auth_error
+        return UNSET
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method != "GET" and not self._readable(request.content_type or ""):
+            raise HTTPException(
+                415, "send the request as JSON, with Content-Type: application/json"
+            )
+        return await super().parse_http_body(request)
+
+    def _readable(self, content_type: str) -> bool:
+        """The body types strawberry's parse_http_body reads (its own tests)."""
+        media_type, _ = parse_content_type(content_type)
+        if self.multipart_uploads_enabled and media_type == "multipart/form-data":
+            return True
+        return "application/json" in media_type
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise NestedTooDeeply from None
+
+    def parse_json(self, data: str | bytes) -> dict[str, Any] | list[Any]:
+        # Each refusal says what is wrong; strawberry's own parsing fails with a 500 on a
+        # body that is a JSON string or number, or nested past the parser's stack.
+        try:
+            parsed = self.decode_json(data)
+        except NestedTooDeeply:
+            raise HTTPException(400, "the JSON is nested too deeply") from None
+        except json.JSONDecodeError:
+            raise HTTPException(400, "the request body is not valid JSON") from None
+        if not isinstance(parsed, dict | list):  # strawberry expects one of these
+            raise HTTPException(400, 'expected a JSON object, as in {"query": "..."}')
+        return parsed
+
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         if result.errors:
-            result.errors = [shape_error(e) for e in result.errors]
+            result.errors = [shape_error(e, self.prod) for e in result.errors]
         return process_result(result)
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        errors = response_data.get("errors") if isinstance(response_data, dict) else None
+        wait = retry_after(errors) if errors else None
+        if wait is not None:  # RATE_LIMITED: when to come back, for clients that read headers
+            response.headers["Retry-After"] = str(wait)
+        return response
 
 
 class BodyLimit:
@@ -195,21 +323,12 @@ class BodyLimit:
         await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        payload: dict[str, Any] = {
-            "data": None,
-            "errors": [
-                {
-                    "message": f"request body is larger than {self.limit} bytes",
-                    "extensions": {"code": "BAD_INPUT"},
-                }
-            ],
-        }
-        response = Response(json.dumps(payload), status_code=413, media_type="application/json")
+        response = refusal(f"request body is larger than {self.limit} bytes", 413)
         await response(scope, receive, send)
 
 
 def graphql_app(prod: bool = False) -> ASGIApp:
     """The ASGI app to mount at /graphql (HTTP and websocket)."""
     schema = build_schema(prod)
-    view = HubGraphQL(schema, graphql_ide=None if prod else "graphiql")
+    view = HubGraphQL(schema, prod)
     return BodyLimit(GraphQLPost(schema, view, prod, request_context))

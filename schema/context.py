@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 
@@ -38,6 +39,8 @@ class Context:
     client: str
     guards: Guards
     now: Callable[[], datetime] = utc_now
+    # A websocket's connection_init payload (strawberry sets it; it may carry the token).
+    connection_params: dict[str, Any] | None = None
     # Rows a resolver handed out, by row key, so loaders can take keys that hash.
     rows: dict[int, DocRow] = field(default_factory=dict)
     # (row key, purpose) -> leaf index of the access leaf this request already anchored.

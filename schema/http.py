@@ -5,7 +5,8 @@ lookup itself. Here an operation's text is parsed and validated once (with the s
 rules, ``schema.limits``) and then executed by graphql-core through the strawberry schema,
 so resolvers, types and errors are the same. Anything else — GET, GraphiQL, websockets,
 multipart, batched bodies, subscriptions, bodies strawberry must refuse — goes on to
-strawberry's view, which answers it as before.
+strawberry's view (``schema.app.HubGraphQL``), which answers it, refusals included, as a
+GraphQL response with extensions.code.
 """
 
 import json
@@ -37,6 +38,7 @@ from schema.limits import (
     guard_refusal,
     limit_rules,
     refused,
+    retry_after,
     shape_error,
 )
 
@@ -128,6 +130,7 @@ class GraphQLPost:
         self.schema = schema
         self.view = view
         self.plans = Plans(schema, prod)
+        self.prod = prod
         self.context = context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,13 +146,17 @@ class GraphQLPost:
         scope[PARSED_REQUEST_KEY] = (request.query, request.operation_name)
         data, errors = await self._run(scope, plan, request)
         payload: dict[str, Any] = {"data": data}
+        wait = None
         if errors:
-            payload["errors"] = [shape_error(e).formatted for e in errors]
+            payload["errors"] = formatted = [shape_error(e, self.prod).formatted for e in errors]
+            wait = retry_after(formatted)
         try:
             encoded = orjson.dumps(payload)
         except TypeError:  # an integer beyond 64 bits, say: the json module writes it
             encoded = json.dumps(payload, separators=(",", ":")).encode()
         headers = [*_JSON_HEADERS, (b"content-length", str(len(encoded)).encode())]
+        if wait is not None:  # RATE_LIMITED: when to come back, for clients that read headers
+            headers.append((b"retry-after", str(wait).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": encoded})
 

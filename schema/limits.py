@@ -5,7 +5,7 @@ keyed by the rule classes, so rules built per request (as the stock limiter exte
 do) would make every request miss it.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from graphql import (
@@ -21,9 +21,11 @@ from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import StreamExecutionResult
 
 from hub.auth.tokens import AuthError
-from hub.errors import BadInput, HubError
+from hub.errors import BadInput, HubError, RateLimited
+from schema.messages import without_suggestions, without_values
 
 MAX_DEPTH: Final = 10
 MAX_ALIASES: Final = 30
@@ -137,31 +139,67 @@ def is_unexpected(error: GraphQLError) -> bool:
     )
 
 
-def shape_error(error: GraphQLError) -> GraphQLError:
-    """Every error carries extensions.code; unexpected exceptions are masked."""
+def shape_error(error: GraphQLError, prod: bool = False) -> GraphQLError:
+    """Every error carries extensions.code; unexpected exceptions are masked; a refused
+    request's message never quotes an input value, and in prod suggests no schema names."""
     original = error.original_error
+    extensions: dict[str, Any]
     if isinstance(original, HubError | AuthError):
-        code, message = original.code, original.message
+        extensions = {"code": original.code}
+        message = original.message
+        if isinstance(original, RateLimited) and original.retry_after is not None:
+            extensions["retryAfter"] = original.retry_after
     elif error.extensions and "code" in error.extensions:
         return error
     elif is_unexpected(error):
-        code, message = "INTERNAL", "internal error"
+        extensions, message = {"code": "INTERNAL"}, "internal error"
     else:
         # Parse, validation and variable errors describe the request, not the server.
-        code, message = "BAD_INPUT", error.message
+        message = without_values(error.message)
+        extensions = {"code": "BAD_INPUT"}
+        if prod:
+            message = without_suggestions(message)
     return GraphQLError(
         message,
         nodes=error.nodes,
         positions=error.positions,
         path=error.path,
         source=error.source,
-        extensions={"code": code},
+        extensions=extensions,
     )
 
 
+def retry_after(errors: Iterable[object]) -> int | None:
+    """The Retry-After (seconds) of an answer with these formatted errors: the longest
+    wait among its RATE_LIMITED ones; None when there is none."""
+    waits = [
+        wait
+        for error in errors
+        if isinstance(error, Mapping)
+        and isinstance(extensions := error.get("extensions"), Mapping)
+        and isinstance(wait := extensions.get("retryAfter"), int)
+    ]
+    return max(waits) if waits else None
+
+
 class ErrorCodes(SchemaExtension):
+    """Shapes the errors of strawberry's view (HTTP) and of every websocket message."""
+
+    prod = False
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = [shape_error(e) for e in result.errors]
+            result.errors = [shape_error(e, self.prod) for e in result.errors]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        # Websocket results are sent while the operation is still open, before
+        # on_operation's second half runs: they are shaped here, before they are sent.
+        if isinstance(result, ExecutionResult) and result.errors:
+            result.errors = [shape_error(e, self.prod) for e in result.errors]
+        yield
+
+
+class ProdErrorCodes(ErrorCodes):
+    prod = True

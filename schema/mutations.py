@@ -120,7 +120,7 @@ class Mutation:
             agency=str(agency),
             type=type,
             issuers=issuers,
-            view=view.value,
+            view=str(view.value),  # a str at run time; mypy sees the enum_value()
             purpose=purpose,
             until=until,
             now=ctx.now(),

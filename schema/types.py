@@ -12,7 +12,15 @@ from strawberry.types import Info
 from hub.access.access_log import AccessRecord, access_events
 from hub.access.documents import DocRow
 from hub.access.grants import Grant as GrantRecord
-from hub.access.views import FULL, project
+from hub.access.views import (
+    FINANCIAL,
+    FINANCIAL_FIELDS,
+    FULL,
+    SUMMARY,
+    SUMMARY_FIELDS,
+    SUMMARY_TOTALS,
+    project,
+)
 from hub.access.visibility import Access
 from hub.errors import BadInput
 from hub.institutions import InstitutionRecord
@@ -34,11 +42,30 @@ class DocumentStatus(Enum):
     ERASED = "erased"
 
 
-@strawberry.enum
+# Built from hub.access.views' field lists, so what the schema says is what a view shows.
+_VIEW = (
+    "How much of a document body a reader sees. The issuing hospital and the patient see"
+    " FULL; an agency sees the widest view its active grants for the document allow. A"
+    " Document's own fields (id, type, issuer, version, status, digest, leafIndex, issuedAt)"
+    " show in every view; a field missing from a body stays missing."
+)
+_FULL = "The whole body, and the salt (which proves the commitment)"
+_FINANCIAL = (
+    f"Body fields {', '.join(FINANCIAL_FIELDS)} (all of totals: the total and every"
+    " payment) only; no items, visit, payer, patientRef or checkCode; no salt"
+)
+_SUMMARY = (
+    f"Body fields {', '.join(SUMMARY_FIELDS)}, "
+    + ", ".join(f"totals.{name}" for name in SUMMARY_TOTALS)
+    + " only; no salt"
+)
+
+
+@strawberry.enum(description=_VIEW)
 class View(Enum):
-    FULL = "full"
-    FINANCIAL = "financial"
-    SUMMARY = "summary"
+    FULL = strawberry.enum_value(FULL, description=_FULL)
+    FINANCIAL = strawberry.enum_value(FINANCIAL, description=_FINANCIAL)
+    SUMMARY = strawberry.enum_value(SUMMARY, description=_SUMMARY)
 
 
 @strawberry.enum
@@ -135,7 +162,9 @@ class Document:
     digest: str
     leaf_index: int
     issued_at: str
-    view: View = strawberry.field(description="How much of the body the caller sees")
+    view: View = strawberry.field(
+        description="How much of the body the caller sees; View lists each view's fields"
+    )
     row: strawberry.Private[DocRow]
     access: strawberry.Private[Access]
     # Found by its printed codes (`invoice`): the holder of the paper may see who read it.

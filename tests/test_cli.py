@@ -115,6 +115,13 @@ def test_admin_commands(env: dict[str, str], tmp_path: Path) -> None:
     assert "ledger OK: 0 leaves" in verify.stdout
 
 
+def test_institution_ids_are_checked(env: dict[str, str]) -> None:
+    for bad in ["bad id with spaces", "", "x" * 65, "hosp/a", "<b>"]:
+        add = ["institution", "add", "--id", bad, "--name", "B", "--kind", "hospital"]
+        reason = assert_fails_in_one_line(run(env, *add))
+        assert "id" in reason and "letter" in reason, reason
+
+
 async def test_receipts_and_the_ledger_verify_offline(env: dict[str, str], tmp_path: Path) -> None:
     assert run(env, "keys", "init").returncode == 0
     settings = Settings.from_env(env)

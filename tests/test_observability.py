@@ -11,6 +11,7 @@ from hub.app import create_app
 from hub.cli import issue_token
 from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
 from hub.institutions import add_institution
+from hub.metrics import operation_label
 from hub.services import Hub
 from tests.deploy.server import SUBMIT, Deployment, document_of
 
@@ -161,3 +162,12 @@ async def test_server_logs_are_json_lines_without_secrets_or_patient_data(
     }
     assert all({"ts", "level", "message"} <= e.keys() for e in entries)
     assert any(e["message"].startswith("Uvicorn running on") for e in entries)
+
+
+def test_labelling_never_fails_on_deeply_nested_json() -> None:
+    deep = b'{"query": "{ checkpoint { treeSize } }", "variables": {"x": ' + b"[" * 5000
+    deep += b"]" * 5000 + b"}}"
+    assert operation_label("POST", b"", deep) == ""
+    assert operation_label("POST", b"", b'{"query": "{ checkpoint { treeSize } }"}') == (
+        "query.checkpoint"
+    )

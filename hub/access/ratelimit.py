@@ -4,6 +4,7 @@ Both limiters are per process: with several hub pods a client gets the limit onc
 pod, which still bounds guessing to a small multiple of what one pod allows.
 """
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,6 +15,12 @@ from hub.errors import RateLimited
 Clock = Callable[[], float]
 # Bounds the memory an attacker can make us spend by inventing client keys.
 MAX_KEYS = 100_000
+
+
+def retry_seconds(wait: float) -> int:
+    """Whole seconds to wait, rounded up: a client that waits what it was told gets in,
+    and "retry in 0 s" (or a Retry-After of 0) would invite an immediate retry."""
+    return max(1, math.ceil(wait))
 
 
 class RateLimiter:
@@ -34,8 +41,8 @@ class RateLimiter:
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1:
             self._buckets[key] = (tokens, now)
-            wait = (1 - tokens) / self.rate
-            raise RateLimited(f"too many requests: retry in {wait:.1f} s")
+            seconds = retry_seconds((1 - tokens) / self.rate)
+            raise RateLimited(f"too many requests: retry in {seconds} s", seconds)
         self._buckets[key] = (tokens - 1, now)
         while len(self._buckets) > MAX_KEYS:
             self._buckets.popitem(last=False)
@@ -114,7 +121,8 @@ class GuessLimiter:
     def check(self, key: str) -> None:
         wait = self.wait_time(key)
         if wait > 0:
-            raise RateLimited(f"too many failed lookups: retry in {wait:.0f} s")
+            seconds = retry_seconds(wait)
+            raise RateLimited(f"too many failed lookups: retry in {seconds} s", seconds)
 
     def miss(self, key: str) -> None:
         now = self._clock()

@@ -65,3 +65,21 @@ def test_guess_limiter_forgets_old_misses() -> None:
     assert g.wait_time("ip") == 0
     g.miss("ip")
     assert g.wait_time("ip") == 0  # counting starts again
+
+
+def test_refusals_say_whole_seconds_to_wait() -> None:
+    # Rounded up, never to 0: a client that waits what it is told gets in.
+    clock = Clock()
+    limiter = RateLimiter(rate=100, burst=1, clock=clock)
+    limiter.check("a")
+    with pytest.raises(RateLimited) as refused:
+        limiter.check("a")  # 10 ms to the next token
+    assert refused.value.retry_after == 1
+    assert refused.value.message == "too many requests: retry in 1 s"
+    g = GuessLimiter(free=0, base_delay=2.5, clock=clock)
+    g.miss("ip")
+    clock.now += 0.1
+    with pytest.raises(RateLimited) as refused:
+        g.check("ip")  # 2.4 s to wait
+    assert refused.value.retry_after == 3
+    assert refused.value.message == "too many failed lookups: retry in 3 s"
