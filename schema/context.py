@@ -56,6 +56,16 @@ class Context:
         self.institutions = institution_loader(self)
         self.access = access_loader(self)
 
+    def begin_operation(self) -> None:
+        """Forget what an earlier operation read. A websocket keeps one context for its
+        life: without this a grant revoked meanwhile would still apply, the checkpoint
+        would stay old, and a second read of a body would anchor no access leaf."""
+        self._scope = None
+        self._head = None
+        self.rows = {}
+        self.reads_on_ledger = {}
+        self.__post_init__()
+
     async def scope(self) -> Scope:
         """The documents the principal may read (grants are read once per request)."""
         if self._scope is None:

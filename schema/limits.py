@@ -104,6 +104,8 @@ class Guard(SchemaExtension):
 
         ec = self.execution_context
         ctx = ec.context
+        if isinstance(ctx, Context):
+            ctx.begin_operation()
         if isinstance(ctx, Context) and not ec.result:
             refusal = guard_refusal(ctx, ec.graphql_document, ec.variables)
             if refusal is not None:

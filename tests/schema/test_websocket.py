@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from strawberry.asgi import GraphQL
 
+from hub.access.grants import list_grants, revoke_grant
 from hub.app import create_app
-from tests.schema.conftest import HOSP_A, World, code_of
+from tests.schema.conftest import AGENCY_FIN, HOSP_A, World, code_of
 from tests.schema.ws import WebSocketSession
 
 TRANSPORT_WS, GRAPHQL_WS = "graphql-transport-ws", "graphql-ws"
@@ -132,3 +133,33 @@ async def test_the_handlers_own_refusals_have_a_code_too(world: World) -> None:
             assert (await run(ws, str(i), subscribe))["type"] == "next"
         over = await run(ws, "one too many", subscribe)
     assert over["type"] == "error" and codes(over) == {"BAD_INPUT"}, over
+
+
+async def test_each_operation_on_a_connection_is_answered_as_of_now(world: World) -> None:
+    # One connection, many operations: a grant revoked in between reads nothing any
+    # more, and every read of a body is an access leaf of its own.
+    body = world.docs[HOSP_A][0]
+    query = "query($id: ID!) { document(id: $id) { body } }"
+    variables = {"id": f"{body['billCode']}-{body['billNumber']}"}
+    token = world.token("agency", "clerk", AGENCY_FIN)
+    (grant,) = [g for g in await list_grants(world.hub.db, AGENCY_FIN)]
+
+    async def read(ws: WebSocketSession, id: str) -> dict[str, Any]:
+        await ws.send(
+            {"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}}
+        )
+        answer = await ws.receive()
+        assert await ws.receive() == {"id": id, "type": "complete"}
+        return answer
+
+    async with WebSocketSession(create_app(hub=world.hub), TRANSPORT_WS) as ws:
+        await ws.init({"token": token})
+        sizes = []
+        for id in ("1", "2"):
+            answer = await read(ws, id)
+            assert answer["payload"]["data"]["document"]["body"]["totals"] == body["totals"]
+            sizes.append((await world.gql("{ checkpoint { treeSize } }"))["data"])
+        assert sizes[0]["checkpoint"]["treeSize"] + 1 == sizes[1]["checkpoint"]["treeSize"]
+        await revoke_grant(world.hub, grant.id)
+        refused = await read(ws, "3")
+    assert code_of(refused["payload"]) == "NOT_FOUND"
