@@ -37,7 +37,7 @@ async def test_sigterm_under_load_drains_and_loses_no_acknowledged_document(
     await deployment.prepare([hospital.id])
     token = deployment.token(hospital.id)
     # More than the clients can send before the signal lands, however fast the server.
-    pool = [i for i in demo_invoices(10_000, seed=71) if i["billCode"] == hospital.bill_code]
+    pool = [i for i in demo_invoices(20_000, seed=71) if i["billCode"] == hospital.bill_code]
     server = deployment.serve()
     requests: list[Request] = []
     acked = asyncio.Event()
