@@ -1,25 +1,25 @@
-"""Database connection: tortoise-orm for the models, a thin SQL layer for the hot paths.
+"""Database connection: tortoise-orm for the models, a thin SQL layer (hub.sql) for the
+hot paths, and on SQLite a writer thread of its own for write transactions."""
 
-SQL in this project is written once with `?` placeholders and rewritten to `$n` for
-PostgreSQL; both dialects share `INSERT ... ON CONFLICT` and the column types we use.
-"""
-
-import re
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from hub.sql import Sql, TortoiseSql
+from hub.sqlite_writer import SqliteWriter
+
+__all__ = ["Database", "Sql", "migrate", "sqlite_path", "tortoise_config"]
+
+T = TypeVar("T")
 MODELS = ["hub.models"]
 MIGRATIONS = "hub.migrations"
-_PLACEHOLDER = re.compile(r"\?")
 READER_MMAP_BYTES = 1 << 30
 # Not the ledger's integration lock (hub.ledger.storage): "LHMIGRAT".
 MIGRATION_LOCK_KEY = 0x4C484D4947524154
@@ -52,46 +52,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite://").split("?", 1)[0])
 
 
-@lru_cache(maxsize=512)
-def _numbered(query: str) -> str:
-    count = 0
-
-    def number(_: re.Match[str]) -> str:
-        nonlocal count
-        count += 1
-        return f"${count}"
-
-    return _PLACEHOLDER.sub(number, query)
-
-
-class Sql:
-    """Raw SQL on one tortoise client (a connection or a transaction)."""
-
-    def __init__(self, client: BaseDBAsyncClient, postgres: bool) -> None:
-        self.client = client
-        self.postgres = postgres
-
-    def _q(self, query: str) -> str:
-        return _numbered(query) if self.postgres else query
-
-    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        _, rows = await self.client.execute_query(self._q(query), list(params))
-        return [tuple(r) if not isinstance(r, tuple) else r for r in rows]  # type: ignore[arg-type]
-
-    async def execute(self, query: str, params: Sequence[Any] = ()) -> None:
-        await self.client.execute_query(self._q(query), list(params))
-
-    async def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            await self.client.execute_many(self._q(query), [list(r) for r in rows])
-
-
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.postgres = url.startswith(("postgres://", "postgresql://", "asyncpg://"))
         self._reader: sqlite3.Connection | None = None
         self._read_pool: Any = None
+        self._writer: SqliteWriter | None = None
 
     async def open(self) -> None:
         path = sqlite_path(self.url)
@@ -102,6 +69,9 @@ class Database:
         await Tortoise.init(config=tortoise_config(self.url), _enable_global_fallback=True)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
+            self._writer = None
         if self._read_pool is not None:
             await self._read_pool.close()
             self._read_pool = None
@@ -113,12 +83,26 @@ class Database:
 
     @property
     def sql(self) -> Sql:
-        return Sql(connections.get("default"), self.postgres)
+        return TortoiseSql(connections.get("default"), self.postgres)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Sql]:
         async with in_transaction("default") as tx:
-            yield Sql(tx, self.postgres)
+            yield TortoiseSql(tx, self.postgres)
+
+    async def write_transaction(self, work: Callable[[Sql], Awaitable[T]]) -> T:
+        """`work(sql)` in one write transaction; its exception rolls it back.
+
+        On a SQLite file the whole of `work` runs on the writer thread (hub.sqlite_writer),
+        so it must await nothing but `sql`; elsewhere it runs in a tortoise transaction.
+        """
+        path = None if self.postgres else sqlite_path(self.url)
+        if path is None or str(path) == ":memory:":
+            async with self.transaction() as sql:
+                return await work(sql)
+        if self._writer is None:
+            self._writer = SqliteWriter(path)
+        return await self._writer.run(work)
 
     def sqlite_reader(self) -> sqlite3.Connection | None:
         """A read-only synchronous SQLite connection for point reads on the event loop.

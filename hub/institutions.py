@@ -8,7 +8,7 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hub.db import Database
+from hub.db import Database, Sql
 from hub.errors import BadInput, Conflict
 
 KINDS = ("hospital", "agency")
@@ -52,7 +52,8 @@ async def add_institution(
     check_institution_id(id)
     if not name or len(name) > 200:
         raise BadInput("name: required, at most 200 characters")
-    async with db.transaction() as sql:
+
+    async def work(sql: Sql) -> None:
         if await sql.fetch("SELECT 1 FROM institutions WHERE id = ?", [id]):
             raise Conflict(f"institution {id} already exists")
         await sql.execute(
@@ -60,12 +61,15 @@ async def add_institution(
             " VALUES (?, ?, ?, ?, ?)",
             [id, name, kind, signatures_required, datetime.now(UTC)],
         )
+
+    await db.write_transaction(work)
     return InstitutionRecord(id, name, kind, signatures_required)
 
 
 async def add_issuer_key(db: Database, institution: str, public_key: bytes) -> None:
     raw = parse_public_key(public_key)
-    async with db.transaction() as sql:
+
+    async def work(sql: Sql) -> None:
         rows = await sql.fetch("SELECT kind FROM institutions WHERE id = ?", [institution])
         if not rows or rows[0][0] != "hospital":
             raise BadInput(f"institution {institution} is not a registered hospital")
@@ -73,6 +77,8 @@ async def add_issuer_key(db: Database, institution: str, public_key: bytes) -> N
             "INSERT INTO issuer_keys (institution_id, public_key, created_at) VALUES (?, ?, ?)",
             [institution, raw, datetime.now(UTC)],
         )
+
+    await db.write_transaction(work)
 
 
 async def list_institutions(db: Database) -> list[InstitutionRecord]:

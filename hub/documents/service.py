@@ -473,7 +473,8 @@ async def erase_document(
     db: Database, issuer: str, doc_type: str, doc_id: str, version: int
 ) -> None:
     """Legal erasure: destroy body and salt; the leaf and digest stay, proofs still verify."""
-    async with db.transaction() as sql:
+
+    async def work(sql: Sql) -> None:
         rows = await sql.fetch(
             "SELECT id FROM documents WHERE issuer = ? AND type = ? AND doc_id = ? AND version = ?",
             [issuer, doc_type, doc_id, version],
@@ -484,3 +485,5 @@ async def erase_document(
             "UPDATE documents SET body = NULL, salt = NULL, erased_at = ? WHERE id = ?",
             [datetime.now(UTC), rows[0][0]],
         )
+
+    await db.write_transaction(work)

@@ -92,12 +92,15 @@ class Sequencer:
 
     async def ensure_head(self) -> SignedHead:
         """The latest checkpoint, signing the empty tree's if the log has none yet."""
-        async with self.db.transaction() as sql:
+
+        async def work(sql: Sql) -> SignedHead:
             await lock_ledger(sql)
             head = await read_head(sql)
             if head is None:
                 head = await store_checkpoint(sql, self.signer, self.origin, 0, EMPTY_ROOT)
             return head
+
+        return await self.db.write_transaction(work)
 
     async def _run(self) -> None:
         while self._pending:
@@ -113,38 +116,54 @@ class Sequencer:
 
     async def _integrate(self, group: list[tuple[Submission, asyncio.Future[SignedHead]]]) -> None:
         started = time.perf_counter()
-        accepted: list[asyncio.Future[SignedHead]] = []
-        async with self.db.transaction() as sql:
-            await lock_ledger(sql)
-            head = await read_head(sql)
-            size = head.size if head else 0
-            entries: list[bytes] = []
-            # Rows by statement, in order: one execute_many per statement for the whole
-            # group, since each is a round trip to the database thread (and on SQLite
-            # under load a wait for the GIL) that holds up every caller in the group.
-            writes: dict[str, list[Sequence[Any]]] = {}
-            scratch: dict[str, Any] = {}
-            await _prefetch(sql, [submission for submission, _ in group], scratch)
-            for submission, future in group:
-                try:
-                    staged = await submission.stage(sql, size + len(entries), scratch)
-                except Exception as exc:  # one bad submission must not sink the group
-                    future.set_exception(exc)
-                    continue
-                entries.extend(staged.entries)
-                for query, rows in staged.writes:
-                    writes.setdefault(query, []).extend(rows)
-                accepted.append(future)
-            for query, rows in writes.items():
-                await sql.execute_many(query, rows)
-            if entries or head is None:
-                new_size, root, _ = await append_entries(sql, size, entries)
-                head = await store_checkpoint(sql, self.signer, self.origin, new_size, root)
-        assert head is not None
-        for future in accepted:
-            if not future.done():
+        submissions = [submission for submission, _ in group]
+
+        async def work(sql: Sql) -> tuple[SignedHead, list[Exception | None], int]:
+            return await self._append_group(sql, submissions)
+
+        # Futures are set here, on the event loop: `work` may run on a database thread.
+        head, refused, entries = await self.db.write_transaction(work)
+        for (_, future), error in zip(group, refused, strict=True):
+            if future.done():
+                continue
+            if error is None:
                 future.set_result(head)
+            else:
+                future.set_exception(error)
         if self.observer is not None:  # after the answers: an observer never delays or fails one
-            self.observer(
-                Integrated(len(group), len(entries), time.perf_counter() - started, head.size)
-            )
+            self.observer(Integrated(len(group), entries, time.perf_counter() - started, head.size))
+
+    async def _append_group(
+        self, sql: Sql, submissions: Sequence[Submission]
+    ) -> tuple[SignedHead, list[Exception | None], int]:
+        """Stage every submission and append what they staged under one signed checkpoint.
+
+        Returns the checkpoint, each submission's refusal (None when it was appended) and
+        how many entries were appended.
+        """
+        await lock_ledger(sql)
+        head = await read_head(sql)
+        size = head.size if head else 0
+        entries: list[bytes] = []
+        # Rows by statement, in order: one execute_many per statement for the whole group,
+        # since on PostgreSQL each is a round trip that holds up every caller in the group.
+        writes: dict[str, list[Sequence[Any]]] = {}
+        scratch: dict[str, Any] = {}
+        refused: list[Exception | None] = []
+        await _prefetch(sql, submissions, scratch)
+        for submission in submissions:
+            try:
+                staged = await submission.stage(sql, size + len(entries), scratch)
+            except Exception as exc:  # one bad submission must not sink the group
+                refused.append(exc)
+                continue
+            entries.extend(staged.entries)
+            for query, rows in staged.writes:
+                writes.setdefault(query, []).extend(rows)
+            refused.append(None)
+        for query, rows in writes.items():
+            await sql.execute_many(query, rows)
+        if entries or head is None:
+            new_size, root, _ = await append_entries(sql, size, entries)
+            head = await store_checkpoint(sql, self.signer, self.origin, new_size, root)
+        return head, refused, len(entries)

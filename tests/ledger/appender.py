@@ -26,15 +26,15 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hub.db import Database, Sql
 from hub.keys import load_log_signer
 from hub.ledger.sequencer import Sequencer, Staged
 
+T = TypeVar("T")
 TASKS = 20
 SUBMISSIONS = 10
 _TABLE = re.compile(r"INSERT INTO (\w+)")
@@ -78,13 +78,20 @@ class PausingSql(Sql):
     pause_at = "none"
     armed = False
 
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
+        self.postgres = sql.postgres
+
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        return await self.sql.fetch(query, params)
+
     async def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
         self._maybe_pause(query)
-        await super().execute_many(query, rows)
+        await self.sql.execute_many(query, rows)
 
     async def execute(self, query: str, params: Sequence[Any] = ()) -> None:
         self._maybe_pause(query)
-        await super().execute(query, params)
+        await self.sql.execute(query, params)
 
     def _maybe_pause(self, query: str) -> None:
         found = _TABLE.search(query)
@@ -95,10 +102,8 @@ class PausingSql(Sql):
 
 
 class PausingDatabase(Database):
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Sql]:
-        async with super().transaction() as sql:
-            yield PausingSql(sql.client, sql.postgres)
+    async def write_transaction(self, work: Callable[[Sql], Awaitable[T]]) -> T:
+        return await super().write_transaction(lambda sql: work(PausingSql(sql)))
 
 
 def hub_ledger_verify(
