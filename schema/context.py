@@ -38,7 +38,8 @@ class Context:
     auth_error: AuthError | None
     client: str
     guards: Guards
-    now: Callable[[], datetime] = utc_now
+    # Looked up when called, so a test can move the clock (tokens expire, grants end).
+    now: Callable[[], datetime] = lambda: utc_now()
     # A websocket's connection_init payload (strawberry sets it; it may carry the token).
     connection_params: dict[str, Any] | None = None
     # Rows a resolver handed out, by row key, so loaders can take keys that hash.
@@ -59,7 +60,10 @@ class Context:
     def begin_operation(self) -> None:
         """Forget what an earlier operation read. A websocket keeps one context for its
         life: without this a grant revoked meanwhile would still apply, the checkpoint
-        would stay old, and a second read of a body would anchor no access leaf."""
+        would stay old, a second read of a body would anchor no access leaf, and a token
+        that expired since the connection opened would still hold."""
+        if self.principal is not None and self.principal.expired(self.now()):
+            self.principal, self.auth_error = None, AuthError("token has expired")
         self._scope = None
         self._head = None
         self.rows = {}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Final
 
 __all__ = ["ANONYMOUS", "INSTITUTION_ROLES", "MAX_ID_LENGTH", "ROLES", "Principal"]
@@ -29,6 +30,9 @@ class Principal:
     role: str
     sub: str
     inst: str | None = None
+    # When the token it came from stops holding (its exp plus the leeway), in seconds since
+    # the epoch; None for a principal that does not expire.
+    expires_at: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -39,6 +43,9 @@ class Principal:
                 raise ValueError(f"role {self.role} requires an institution (inst)")
         else:
             _check_id("inst", self.inst)
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now.timestamp() >= self.expires_at
 
 
 def _check_id(name: str, value: object) -> None:

@@ -202,7 +202,7 @@ class TokenVerifier:
         if alg != key_alg:
             raise AuthError("token algorithm does not match its key")
         claims = self._decode(token, key, key_alg)
-        return _principal(claims, self._settings.max_ttl)
+        return _principal(claims, self._settings.max_ttl, self._settings.leeway)
 
     async def _key_for(self, kid: str) -> tuple[Any, str, tuple[str, ...]]:
         local = self._local.get(kid)
@@ -270,7 +270,7 @@ def _describe(exc: jwt.PyJWTError) -> str:
     return "token is malformed"
 
 
-def _principal(claims: dict[str, Any], max_ttl: int) -> Principal:
+def _principal(claims: dict[str, Any], max_ttl: int, leeway: int) -> Principal:
     times: dict[str, float] = {}
     for name in ("exp", "iat", "nbf"):
         value = claims.get(name)
@@ -286,7 +286,12 @@ def _principal(claims: dict[str, Any], max_ttl: int) -> Principal:
     if not isinstance(role, str):
         raise AuthError("token has no role claim")
     try:
-        return Principal(role=role, sub=claims["sub"], inst=claims.get("inst"))
+        return Principal(
+            role=role,
+            sub=claims["sub"],
+            inst=claims.get("inst"),
+            expires_at=times["exp"] + leeway,
+        )
     except ValueError as exc:
         raise AuthError(f"token principal is invalid: {exc}") from None
 

@@ -4,11 +4,13 @@ in connection_init."""
 
 import inspect
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from strawberry.asgi import GraphQL
 
+import schema.context
 from hub.access.grants import list_grants, revoke_grant
 from hub.app import create_app
 from tests.schema.conftest import AGENCY_FIN, HOSP_A, World, code_of
@@ -163,3 +165,19 @@ async def test_each_operation_on_a_connection_is_answered_as_of_now(world: World
         await revoke_grant(world.hub, grant.id)
         refused = await read(ws, "3")
     assert code_of(refused["payload"]) == "NOT_FOUND"
+
+
+async def test_a_token_that_expires_while_connected_stops_holding(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = world.token("hospital", "his", HOSP_A)  # valid for an hour, the issuer's default
+    async with WebSocketSession(create_app(hub=world.hub), TRANSPORT_WS) as ws:
+        await ws.init({"token": token})
+        answer = await run(ws, "1", DOCUMENTS)
+        assert "errors" not in answer["payload"], answer
+        assert await ws.receive() == {"id": "1", "type": "complete"}
+        later = datetime.now(UTC) + timedelta(hours=2)
+        monkeypatch.setattr(schema.context, "utc_now", lambda: later)
+        expired = await run(ws, "2", DOCUMENTS)
+    assert codes(expired) == {"UNAUTHENTICATED"}, expired
+    assert errors_of(expired)[0]["message"] == "token has expired"
