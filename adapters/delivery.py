@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -116,7 +117,15 @@ class Delivery:
         """Deliver until stop(); never raises for hub trouble, only backs off."""
         while not self._stopping.is_set():
             self._wake.clear()
-            outcome = await self.deliver_once()
+            try:
+                outcome = await self.deliver_once()
+            except sqlite3.OperationalError as error:
+                # The outbox file stayed locked past its busy timeout (another process
+                # holds it, or the disk is full): what is queued stays queued; try again.
+                self._failures += 1
+                log.warning("the outbox is unavailable (%d in a row): %s", self._failures, error)
+                await self._pause(self.backoff.delay(self._failures, self._rng))
+                continue
             if outcome.error is not None:
                 await self._pause(self._delay(outcome.error))
             elif outcome.idle:

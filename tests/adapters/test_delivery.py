@@ -2,6 +2,7 @@ import asyncio
 import copy
 import json
 import random
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,33 @@ async def test_an_unreachable_hub_is_retried_until_it_comes_back(outbox: Outbox)
             await asyncio.wait_for(task, 5)
             server.stop()
     assert len(hub.ledger) == 4
+
+
+async def test_an_outbox_locked_past_its_timeout_pauses_delivery_only(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = FakeHub()
+    outbox.enqueue([doc(body) for body in demo_invoices(3, seed=9)])
+    real_next_batch = outbox.next_batch
+    refusals = 0
+
+    def locked_twice(size: int) -> Any:
+        nonlocal refusals
+        if refusals < 2:
+            refusals += 1
+            raise sqlite3.OperationalError("database is locked")
+        return real_next_batch(size)
+
+    monkeypatch.setattr(outbox, "next_batch", locked_twice)
+    async with asgi_client(hub) as client:
+        delivery = Delivery(outbox, client, backoff=FAST, poll_interval=0.05)
+        task = asyncio.create_task(delivery.run())
+        try:
+            await wait_until(lambda: outbox.counts().delivered == 3)
+        finally:
+            delivery.stop()
+            await asyncio.wait_for(task, 5)
+    assert refusals == 2 and len(hub.ledger) == 3
 
 
 # ----------------------------------------------------------------- signatures
