@@ -37,7 +37,13 @@ from typing import Any
 from adapters.delivery import Backoff, Delivery
 from adapters.errors import AdapterError, MappingError
 from adapters.hl7v2 import DEFAULT_OFFSET, Hl7Error, decode_message, split_batch
-from adapters.hub_client import MAX_BATCH, HubClient, token_from_file
+from adapters.hub_client import (
+    CREDENTIALS_IN_URL,
+    MAX_BATCH,
+    HubClient,
+    has_credentials,
+    token_from_file,
+)
 from adapters.mllp import DEFAULT_MAX_MESSAGE_BYTES, Hl7Intake, MllpListener
 from adapters.outbox import INTAKE_BUSY_TIMEOUT, NewDocument, Outbox, document_key
 from adapters.signing import Signer
@@ -555,6 +561,8 @@ def _opened(args: argparse.Namespace) -> Iterator[tuple[Outbox, Delivery | None]
     token: str | Callable[[], str] | None = args.token
     if args.token_file:
         token = token_from_file(args.token_file)
+    if args.hub and has_credentials(args.hub):
+        raise AdapterError(f"--hub: {CREDENTIALS_IN_URL}")
     if args.hub and token is None:
         raise AdapterError("--hub needs --token or --token-file")
     if not 1 <= args.batch_size <= MAX_BATCH:

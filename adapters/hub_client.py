@@ -35,6 +35,7 @@ __all__ = [
     "HubRequestError",
     "HubUnavailable",
     "SubmitResult",
+    "has_credentials",
     "redact_url",
     "token_from_file",
 ]
@@ -102,6 +103,21 @@ class SubmitResult:
         return self.status in ("CREATED", "DUPLICATE")
 
 
+CREDENTIALS_IN_URL = (
+    "the hub URL must not carry a user or password (user:password@host): they would be"
+    " sent as Basic auth in place of the hub token; give the token with --token-file"
+)
+
+
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` has userinfo, which httpx would send instead of the bearer token."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "@" in url
+    return parts.username is not None or parts.password is not None
+
+
 def redact_url(url: str) -> str:
     """``url`` with the password of its userinfo replaced by ``***``, for showing it
     (status, errors, logs); the URL itself is unchanged otherwise."""
@@ -148,6 +164,8 @@ class HubClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        if has_credentials(url):
+            raise ValueError(CREDENTIALS_IN_URL)
         base = url.rstrip("/")
         self.url = base if base.endswith("/graphql") else f"{base}/graphql"
         # What messages show: a password in the URL's userinfo stays out of them.
