@@ -87,6 +87,30 @@ class _Candidate:
     issued_at: str
     status: str
     subject: str | None
+    # Set by `seal`, before the integrating transaction: none of it depends on the ledger.
+    salt: bytes = b""
+    digest: bytes = b""
+    leaf: bytes = b""
+    leaf_hash: bytes = b""
+
+
+def seal(candidate: _Candidate, issuer: str, salt: bytes) -> None:
+    """Salt, digest and leaf of a version that may be appended.
+
+    Done before the sequencer takes the batch, so the integrating transaction, which every
+    caller waits for, holds no more than the choice of leaf indexes and the writes.
+    """
+    candidate.salt = salt
+    candidate.digest = body_digest(salt, candidate.body)
+    candidate.leaf = document_leaf_data(
+        issuer=issuer,
+        type=candidate.type,
+        id=candidate.id,
+        version=candidate.version,
+        digest=candidate.digest,
+        issued_at=candidate.issued_at,
+    )
+    candidate.leaf_hash = leaf_hash(candidate.leaf)
 
 
 def _reject(position: int, doc_id: str, error: HubError) -> tuple[int, SubmitResult]:
@@ -204,8 +228,7 @@ class DocumentBatch:
         staged = Staged()
         rows = []
         now = datetime.now(UTC)
-        salts = new_salts(len(self.candidates))
-        for c, salt in zip(self.candidates, salts, strict=True):
+        for c in self.candidates:
             key = (self.issuer, c.type, c.id, c.version)
             found = known.get(key)
             if found is not None:
@@ -229,19 +252,12 @@ class DocumentBatch:
                         error=Conflict(f"version {c.supersedes} is a reversal and is final"),
                     )
                     continue
-            digest = body_digest(salt, c.body)
-            data = document_leaf_data(
-                issuer=self.issuer,
-                type=c.type,
-                id=c.id,
-                version=c.version,
-                digest=digest,
-                issued_at=c.issued_at,
-            )
+            if not c.leaf:
+                seal(c, self.issuer, new_salts(1)[0])
             index = first_index + len(staged.entries)
-            staged.entries.append(data)
-            hashed = leaf_hash(data)
-            known[key] = _Existing(c.body, index, hashed, c.status)
+            staged.entries.append(c.leaf)
+            staged.leaf_hashes.append(c.leaf_hash)
+            known[key] = _Existing(c.body, index, c.leaf_hash, c.status)
             rows.append(
                 (
                     self.issuer,
@@ -252,14 +268,14 @@ class DocumentBatch:
                     c.status,
                     c.subject,
                     c.body.decode(),
-                    salt,
-                    digest,
+                    c.salt,
+                    c.digest,
                     c.issued_at,
                     index,
                     now,
                 )
             )
-            self.results[c.position] = SubmitResult(c.id, CREATED, c.version, index, hashed)
+            self.results[c.position] = SubmitResult(c.id, CREATED, c.version, index, c.leaf_hash)
         if rows:
             staged.writes.append((_INSERT, rows))
         return staged
@@ -375,6 +391,8 @@ class DocumentService:
                 continue
             candidate.position = position
             batch.candidates.append(candidate)
+        for candidate, salt in zip(batch.candidates, new_salts(len(batch.candidates)), strict=True):
+            seal(candidate, issuer, salt)
         head = await self.sequencer.submit(batch)
         results.update(batch.results)
         return [results[i] for i in range(len(documents))], head

@@ -20,7 +20,7 @@ from hub.ledger.storage import (
     read_head,
     store_checkpoint,
 )
-from hub.ledger.tree import EMPTY_ROOT
+from hub.ledger.tree import EMPTY_ROOT, leaf_hash
 
 
 @dataclass
@@ -28,6 +28,8 @@ class Staged:
     """What one submission adds to the integrating transaction."""
 
     entries: list[bytes] = field(default_factory=list)
+    # Each entry's RFC 9162 leaf hash, when computed before the transaction (else empty).
+    leaf_hashes: list[bytes] = field(default_factory=list)
     # (sql, rows) run with execute_many after every submission of the group has staged,
     # the rows of one statement from all submissions together.
     writes: list[tuple[str, Sequence[Sequence[Any]]]] = field(default_factory=list)
@@ -145,6 +147,7 @@ class Sequencer:
         head = await read_head(sql)
         size = head.size if head else 0
         entries: list[bytes] = []
+        hashes: list[bytes] = []
         # Rows by statement, in order: one execute_many per statement for the whole group,
         # since on PostgreSQL each is a round trip that holds up every caller in the group.
         writes: dict[str, list[Sequence[Any]]] = {}
@@ -158,12 +161,16 @@ class Sequencer:
                 refused.append(exc)
                 continue
             entries.extend(staged.entries)
+            if len(staged.leaf_hashes) == len(staged.entries):
+                hashes.extend(staged.leaf_hashes)
+            else:
+                hashes.extend(leaf_hash(e) for e in staged.entries)
             for query, rows in staged.writes:
                 writes.setdefault(query, []).extend(rows)
             refused.append(None)
         for query, rows in writes.items():
             await sql.execute_many(query, rows)
         if entries or head is None:
-            new_size, root, _ = await append_entries(sql, size, entries)
+            new_size, root, _ = await append_entries(sql, size, entries, hashes)
             head = await store_checkpoint(sql, self.signer, self.origin, new_size, root)
         return head, refused, len(entries)

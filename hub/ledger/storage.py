@@ -101,9 +101,12 @@ async def fetch_tiles(sql: Sql, wanted: Iterable[tuple[int, int]]) -> TileMap:
 
 
 async def append_entries(
-    sql: Sql, size: int, entries: Sequence[bytes]
+    sql: Sql, size: int, entries: Sequence[bytes], hashes: Sequence[bytes] | None = None
 ) -> tuple[int, bytes, list[bytes]]:
-    """Append leaves to a tree of `size`: write tiles and bundles, return (size, root, hashes)."""
+    """Append leaves to a tree of `size`: write tiles and bundles, return (size, root, hashes).
+
+    `hashes`, when given, are the entries' leaf hashes, computed by the caller beforehand.
+    """
     edges = edge_tiles(size)
     stored = await fetch_tiles(sql, [(level, index) for level, index, _ in edges])
     for level, index, width in edges:
@@ -113,7 +116,10 @@ async def append_entries(
                 f"ledger_tiles row id={tile_key(level, index)} (tile {level}/{index}) "
                 f"should have width {width} at tree size {size}"
             )
-    hashes = [leaf_hash(e) for e in entries]
+    if hashes is None:
+        hashes = [leaf_hash(e) for e in entries]
+    elif len(hashes) != len(entries):
+        raise ValueError("append_entries: one leaf hash per entry")
     written = append_leaves(size, {k: blob for k, (_, blob) in stored.items()}, hashes)
     await sql.execute_many(
         "INSERT INTO ledger_tiles (id, width, hashes) VALUES (?, ?, ?) "
@@ -124,7 +130,7 @@ async def append_entries(
     new_size = size + len(entries)
     current: TileMap = dict(stored)
     current.update({(t.level, t.index): (t.width, t.blob) for t in written})
-    return new_size, root_from_tiles(new_size, current), hashes
+    return new_size, root_from_tiles(new_size, current), list(hashes)
 
 
 async def _append_bundles(sql: Sql, size: int, entries: Sequence[bytes]) -> None:
