@@ -214,23 +214,28 @@ class Outbox:
         self.close()
 
     def _transaction(
-        self, *, durable: bool = True, busy_timeout: float | None = None
+        self, *, durable: bool = True, busy_timeout: float | None = None, locked: bool = False
     ) -> _Transaction:
-        return _Transaction(self._db, self._lock, durable, busy_timeout)
+        return _Transaction(self._db, None if locked else self._lock, durable, busy_timeout)
 
     # ------------------------------------------------------------------ accepting
 
     def enqueue(
-        self, items: Sequence[NewDocument], *, busy_timeout: float | None = None
+        self,
+        items: Sequence[NewDocument],
+        *,
+        busy_timeout: float | None = None,
+        locked: bool = False,
     ) -> list[Enqueued]:
         """Store ``items`` in one durable transaction; one result per item, in order.
 
         ``busy_timeout``: seconds to wait for another process's write lock (default
-        BUSY_TIMEOUT); then sqlite3.OperationalError, with nothing stored."""
+        BUSY_TIMEOUT); then sqlite3.OperationalError, with nothing stored. ``locked``: the
+        caller holds the connection lock already."""
         now = _now()
         prepared = [(item, _content(item)) for item in items]
         results = []
-        with self._transaction(busy_timeout=busy_timeout) as db:
+        with self._transaction(busy_timeout=busy_timeout, locked=locked) as db:
             for item, (body, digest) in prepared:
                 row = db.execute(
                     "SELECT seq, content_digest FROM documents WHERE key = ?", (item.key,)
@@ -265,6 +270,20 @@ class Outbox:
                 assert cursor.lastrowid is not None
                 results.append(Enqueued(cursor.lastrowid, "new"))
         return results
+
+    def enqueue_if_free(self, items: Sequence[NewDocument]) -> list[Enqueued] | None:
+        """``enqueue``, but only if nothing else holds the outbox (this process's other
+        threads or another process's write lock): None at once instead of waiting."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self.enqueue(items, busy_timeout=0.0, locked=True)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                return None
+            raise
+        finally:
+            self._lock.release()
 
     def refuse(
         self,
@@ -467,7 +486,7 @@ class _Transaction:
     def __init__(
         self,
         db: sqlite3.Connection,
-        lock: threading.Lock,
+        lock: threading.Lock | None,  # None: the caller holds it
         durable: bool,
         busy_timeout: float | None = None,
     ) -> None:
@@ -477,7 +496,8 @@ class _Transaction:
         self._busy_timeout = busy_timeout
 
     def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
+        if self._lock is not None:
+            self._lock.acquire()
         try:
             if not self._durable:
                 self._db.execute("PRAGMA synchronous = NORMAL")
@@ -486,7 +506,8 @@ class _Transaction:
             self._db.execute("BEGIN IMMEDIATE")
         except BaseException:
             self._restore()
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
             raise
         return self._db
 
@@ -495,7 +516,8 @@ class _Transaction:
             self._db.execute("COMMIT" if kind is None else "ROLLBACK")
         finally:
             self._restore()
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
 
     def _restore(self) -> None:
         if not self._durable:

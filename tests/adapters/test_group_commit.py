@@ -1,5 +1,8 @@
 import asyncio
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from adapters.group_commit import GroupCommit
 from adapters.outbox import Enqueued, NewDocument, Outbox
@@ -19,10 +22,10 @@ class CountingOutbox(Outbox):
         self.transactions: list[int] = []
 
     def enqueue(  # type: ignore[override]
-        self, items: list[NewDocument], *, busy_timeout: float | None = None
+        self, items: list[NewDocument], *, busy_timeout: float | None = None, locked: bool = False
     ) -> list[Enqueued]:
         self.transactions.append(len(items))
-        return super().enqueue(items, busy_timeout=busy_timeout)
+        return super().enqueue(items, busy_timeout=busy_timeout, locked=locked)
 
 
 async def test_concurrent_senders_share_transactions_and_get_their_own_results(
@@ -73,4 +76,54 @@ async def test_a_transaction_holds_at_most_max_items(tmp_path: Path) -> None:
     await asyncio.gather(*(commits.enqueue([doc(f"k{n}", b)]) for n, b in enumerate(bodies)))
     assert max(outbox.transactions) <= 10
     assert sum(outbox.transactions) == 31
+    outbox.close()
+
+
+async def test_an_outbox_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
+    # Another process (hub adapter hl7, say) holds the write lock: the commit on the loop
+    # gives way at once, and the messages are committed in a thread once it lets go.
+    outbox = Outbox(tmp_path / "outbox.db")
+    commits = GroupCommit(outbox, busy_timeout=5.0)
+    other = sqlite3.connect(tmp_path / "outbox.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    assert outbox.enqueue_if_free([doc("k0", demo_invoices(1, seed=6)[0])]) is None
+    waiting = asyncio.ensure_future(commits.enqueue([doc("k0", demo_invoices(1, seed=6)[0])]))
+    for _ in range(20):
+        await asyncio.sleep(0)  # the loop keeps running while the commit waits
+    assert not waiting.done()
+    other.execute("ROLLBACK")
+    (result,) = await asyncio.wait_for(waiting, 10)
+    assert result.status == "new" and outbox.counts().queued == 1
+    other.close()
+    outbox.close()
+
+
+async def test_an_outbox_busy_in_another_thread_is_not_waited_for_on_the_loop(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    body = demo_invoices(1, seed=7)[0]
+    with outbox._lock:  # the delivery thread reading a batch, say
+        assert outbox.enqueue_if_free([doc("k0", body)]) is None
+    assert outbox.counts().queued == 0
+    (result,) = outbox.enqueue_if_free([doc("k0", body)]) or []
+    assert result.status == "new" and outbox.counts().queued == 1
+    outbox.close()
+
+
+async def test_a_free_outbox_is_committed_without_a_thread_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hop to a thread and back is what an ACK waited for under load, not the disk.
+    async def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("committed through a thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    outbox = Outbox(tmp_path / "outbox.db")
+    commits = GroupCommit(outbox)
+    bodies = demo_invoices(5, seed=8)
+    results = await asyncio.gather(
+        *(commits.enqueue([doc(f"k{n}", b)]) for n, b in enumerate(bodies))
+    )
+    assert [r.status for (r,) in results] == ["new"] * 5 and outbox.counts().queued == 5
     outbox.close()
