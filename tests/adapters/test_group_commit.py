@@ -127,3 +127,19 @@ async def test_a_free_outbox_is_committed_without_a_thread_hop(
     )
     assert [r.status for (r,) in results] == ["new"] * 5 and outbox.counts().queued == 5
     outbox.close()
+
+
+async def test_a_message_read_in_the_same_turn_of_the_loop_joins_the_commit(
+    tmp_path: Path,
+) -> None:
+    outbox = CountingOutbox(tmp_path / "outbox.db")
+    commits = GroupCommit(outbox)
+    first, second = (doc(f"k{n}", b) for n, b in enumerate(demo_invoices(2, seed=9)))
+
+    async def one_turn_later() -> list[Enqueued]:
+        await asyncio.sleep(0)  # another connection's data, read in the next turn
+        return await commits.enqueue([second])
+
+    await asyncio.gather(commits.enqueue([first]), one_turn_later())
+    assert outbox.transactions == [2]
+    outbox.close()
