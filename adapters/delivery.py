@@ -16,9 +16,10 @@ import contextlib
 import logging
 import random
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -36,6 +37,7 @@ from adapters.signing import Signer
 
 __all__ = ["Backoff", "Delivery", "Round"]
 
+T = TypeVar("T")
 log = logging.getLogger("adapters.delivery")
 
 
@@ -150,9 +152,13 @@ class Delivery:
 
     async def deliver_once(self) -> Round:
         """One batch: send it, settle what the hub answered."""
-        batch, documents = await asyncio.to_thread(self._take, self._size)
+        batch = await self._outbox(lambda: self.outbox.next_batch(self._size))
         if not batch:
             return Round()
+        # Off the loop: parsing and signing 500 bodies takes tens of milliseconds, which
+        # would hold up every ACK (the signing library lets other threads run meanwhile).
+        documents = await asyncio.to_thread(lambda: [self._document(item) for item in batch])
+        await self._outbox(lambda: self.outbox.record_attempt([item.seq for item in batch]))
         try:
             results = await self.client.submit_documents(documents)
             for item, result in zip(batch, results, strict=True):
@@ -174,9 +180,9 @@ class Delivery:
             for item, result in zip(batch, results, strict=True)
             if not result.delivered
         ]
-        await asyncio.to_thread(self.outbox.mark_delivered, delivered)
+        await self._outbox(lambda: self.outbox.mark_delivered(delivered))
         if rejected:
-            await asyncio.to_thread(self.outbox.mark_dead, rejected)
+            await self._outbox(lambda: self.outbox.mark_dead(rejected))
             self.rejected += len(rejected)
             for seq, code, message in rejected:
                 log.warning("hub rejected outbox item %d: %s: %s", seq, code, message)
@@ -186,16 +192,12 @@ class Delivery:
         await self._record("ok", f"delivered {len(delivered)}, rejected {len(rejected)}")
         return Round(sent=len(batch), delivered=len(delivered), rejected=len(rejected))
 
-    def _take(self, size: int) -> tuple[list[QueuedDocument], list[dict[str, Any]]]:
-        """The next batch, as sent, with its attempt recorded. Off the event loop: parsing
-        and signing 500 bodies takes tens of milliseconds, which would hold up every ACK
-        (the signing library lets other threads run meanwhile)."""
-        batch = self.outbox.next_batch(size)
-        if not batch:
-            return [], []
-        documents = [self._document(item) for item in batch]
-        self.outbox.record_attempt([item.seq for item in batch])
-        return batch, documents
+    async def _outbox(self, call: Callable[[], T]) -> T:
+        """``call`` (outbox methods) on the loop if the outbox is free, else in a thread."""
+        done, result = self.outbox.try_now(call)
+        if done:
+            return cast(T, result)
+        return await asyncio.to_thread(call)
 
     def _document(self, item: QueuedDocument) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -218,7 +220,7 @@ class Delivery:
             log.warning("hub refused a batch of %d (%s); retrying in halves", len(batch), error)
             return Round(sent=len(batch))
         item = batch[0]
-        await asyncio.to_thread(self.outbox.mark_dead, [(item.seq, error.code, str(error))])
+        await self._outbox(lambda: self.outbox.mark_dead([(item.seq, error.code, str(error))]))
         self.rejected += 1
         log.warning("hub refused outbox item %d on its own: %s", item.seq, error)
         return Round(sent=1, rejected=1)
@@ -258,7 +260,7 @@ class Delivery:
             last_success_at=self._last_success,
         )
         try:
-            await asyncio.to_thread(self.outbox.set_delivery_state, state)
+            await self._outbox(lambda: self.outbox.set_delivery_state(state))
         except Exception:  # the status line must never stop delivery
             log.exception("could not record the delivery state")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import partial
 
 from adapters.outbox import Enqueued, NewDocument, Outbox
 
@@ -59,8 +60,8 @@ class GroupCommit:
                     # millisecond on a local disk, while a hop to a thread and back waits
                     # for the busy loop and the GIL (~3 ms a commit, measured under MLLP
                     # load). A held outbox is waited for in a thread, the loop left free.
-                    results = self.outbox.enqueue_if_free(items)
-                    if results is None:
+                    done, results = self.outbox.try_now(partial(self.outbox.enqueue, items))
+                    if not done or results is None:
                         results = await asyncio.to_thread(
                             self.outbox.enqueue, items, busy_timeout=self.busy_timeout
                         )

@@ -20,15 +20,16 @@ listener runs) share the file through WAL.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from hub.documents.canonical import canonical_json
 
@@ -47,6 +48,7 @@ __all__ = [
 
 # How long a write waits for another process holding the file (``hub adapter status``
 # reads without blocking, thanks to WAL; a writer elsewhere may hold it briefly).
+T = TypeVar("T")
 BUSY_TIMEOUT = 30.0
 # The same on the intake path, where a sender waits for its ACK: better a quick AR 207
 # ("send again") than a minute's silence while something holds the file.
@@ -184,6 +186,8 @@ class Outbox:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        # The thread inside try_now, which holds _lock already.
+        self._owner: int | None = None
         self._db = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
         )
@@ -214,28 +218,53 @@ class Outbox:
         self.close()
 
     def _transaction(
-        self, *, durable: bool = True, busy_timeout: float | None = None, locked: bool = False
+        self, *, durable: bool = True, busy_timeout: float | None = None
     ) -> _Transaction:
-        return _Transaction(self._db, None if locked else self._lock, durable, busy_timeout)
+        if self._owner == threading.get_ident():  # inside try_now: held, and never wait
+            return _Transaction(self._db, None, durable, 0.0)
+        return _Transaction(self._db, self._lock, durable, busy_timeout)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._owner == threading.get_ident():
+            yield
+            return
+        with self._lock:
+            yield
+
+    def try_now(self, call: Callable[[], T]) -> tuple[bool, T | None]:
+        """``(True, call())`` if nothing else holds the outbox, for ``call`` made of this
+        outbox's methods; ``(False, None)`` at once, nothing done, if another thread of
+        this process or another process holds it (then call it in a thread).
+
+        The event loop calls the outbox through this: a call takes about a millisecond,
+        while a hop to a thread and back waits for the busy loop and the GIL."""
+        if not self._lock.acquire(blocking=False):
+            return False, None
+        self._owner = threading.get_ident()
+        try:
+            return True, call()
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                return False, None
+            raise
+        finally:
+            self._owner = None
+            self._lock.release()
 
     # ------------------------------------------------------------------ accepting
 
     def enqueue(
-        self,
-        items: Sequence[NewDocument],
-        *,
-        busy_timeout: float | None = None,
-        locked: bool = False,
+        self, items: Sequence[NewDocument], *, busy_timeout: float | None = None
     ) -> list[Enqueued]:
         """Store ``items`` in one durable transaction; one result per item, in order.
 
         ``busy_timeout``: seconds to wait for another process's write lock (default
-        BUSY_TIMEOUT); then sqlite3.OperationalError, with nothing stored. ``locked``: the
-        caller holds the connection lock already."""
+        BUSY_TIMEOUT); then sqlite3.OperationalError, with nothing stored."""
         now = _now()
         prepared = [(item, _content(item)) for item in items]
         results = []
-        with self._transaction(busy_timeout=busy_timeout, locked=locked) as db:
+        with self._transaction(busy_timeout=busy_timeout) as db:
             for item, (body, digest) in prepared:
                 row = db.execute(
                     "SELECT seq, content_digest FROM documents WHERE key = ?", (item.key,)
@@ -270,20 +299,6 @@ class Outbox:
                 assert cursor.lastrowid is not None
                 results.append(Enqueued(cursor.lastrowid, "new"))
         return results
-
-    def enqueue_if_free(self, items: Sequence[NewDocument]) -> list[Enqueued] | None:
-        """``enqueue``, but only if nothing else holds the outbox (this process's other
-        threads or another process's write lock): None at once instead of waiting."""
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            return self.enqueue(items, busy_timeout=0.0, locked=True)
-        except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
-                return None
-            raise
-        finally:
-            self._lock.release()
 
     def refuse(
         self,
@@ -324,7 +339,7 @@ class Outbox:
 
     def next_batch(self, limit: int) -> list[QueuedDocument]:
         """The oldest ``limit`` queued documents, oldest first."""
-        with self._lock:
+        with self._locked():
             rows = self._db.execute(
                 "SELECT seq, key, type, id, body, issued_at, supersedes, attempts"
                 " FROM documents WHERE state = 'queued' ORDER BY seq LIMIT ?",
@@ -346,21 +361,26 @@ class Outbox:
 
     def record_attempt(self, seqs: Iterable[int]) -> None:
         with self._transaction(durable=False) as db:
-            db.executemany(
-                "UPDATE documents SET attempts = attempts + 1 WHERE seq = ?",
-                [(seq,) for seq in seqs],
-            )
+            for chunk in _chunks(list(seqs)):
+                db.execute(
+                    "UPDATE documents SET attempts = attempts + 1"
+                    f" WHERE seq IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
 
     def mark_delivered(self, delivered: Iterable[tuple[int, str, int | None]]) -> None:
         """``(seq, CREATED | DUPLICATE, leaf index)`` per delivered document."""
         now = _now()
         with self._transaction(durable=False) as db:
-            db.executemany(
-                "UPDATE documents SET state = 'delivered', finished_at = ?, result = ?,"
-                " leaf_index = ?, error_code = NULL, error_message = NULL"
-                " WHERE seq = ? AND state = 'queued'",
-                [(now, status, leaf, seq) for seq, status, leaf in delivered],
-            )
+            for chunk in _chunks(list(delivered)):
+                db.execute(
+                    "UPDATE documents SET state = 'delivered', finished_at = ?,"
+                    " result = v.column2, leaf_index = v.column3,"
+                    " error_code = NULL, error_message = NULL"
+                    f" FROM (VALUES {','.join(['(?, ?, ?)'] * len(chunk))}) AS v"
+                    " WHERE documents.seq = v.column1 AND documents.state = 'queued'",
+                    [now, *(value for row in chunk for value in row)],
+                )
 
     def mark_dead(self, dead: Iterable[tuple[int, str, str]]) -> None:
         """``(seq, error code, message)`` per document the hub rejected."""
@@ -392,7 +412,7 @@ class Outbox:
     # ------------------------------------------------------------------ reporting
 
     def counts(self) -> Counts:
-        with self._lock:
+        with self._locked():
             by_state = dict(
                 self._db.execute("SELECT state, count(*) FROM documents GROUP BY state").fetchall()
             )
@@ -408,7 +428,7 @@ class Outbox:
 
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         """Open dead letters, newest first: rejected documents and refused messages."""
-        with self._lock:
+        with self._locked():
             rejected = self._db.execute(
                 "SELECT seq, key, id, source, error_code, error_message, finished_at"
                 " FROM documents WHERE state = 'dead' ORDER BY seq DESC LIMIT ?",
@@ -433,7 +453,7 @@ class Outbox:
 
     def document(self, key: str) -> dict[str, Any] | None:
         """State of the document stored under ``key`` (no body), or None."""
-        with self._lock:
+        with self._locked():
             row = self._db.execute(
                 "SELECT seq, id, state, result, leaf_index, error_code, error_message, attempts"
                 " FROM documents WHERE key = ?",
@@ -462,7 +482,7 @@ class Outbox:
             )
 
     def delivery_state(self) -> DeliveryState | None:
-        with self._lock:
+        with self._locked():
             row = self._db.execute("SELECT value FROM state WHERE name = 'delivery'").fetchone()
         if row is None:
             return None
@@ -524,6 +544,16 @@ class _Transaction:
             self._db.execute("PRAGMA synchronous = FULL")
         if self._busy_timeout is not None:
             self._db.execute(f"PRAGMA busy_timeout = {_milliseconds(BUSY_TIMEOUT)}")
+
+
+# Rows a statement takes at once: the delivery thread holds the outbox lock while it
+# writes, and executemany would let go of the GIL, and wait to win it back from the busy
+# event loop, once per row.
+_ROWS_PER_STATEMENT = 300
+
+
+def _chunks(rows: list[T]) -> list[list[T]]:
+    return [rows[i : i + _ROWS_PER_STATEMENT] for i in range(0, len(rows), _ROWS_PER_STATEMENT)]
 
 
 def _content(item: NewDocument) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 import asyncio
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,10 @@ class CountingOutbox(Outbox):
         self.transactions: list[int] = []
 
     def enqueue(  # type: ignore[override]
-        self, items: list[NewDocument], *, busy_timeout: float | None = None, locked: bool = False
+        self, items: list[NewDocument], *, busy_timeout: float | None = None
     ) -> list[Enqueued]:
         self.transactions.append(len(items))
-        return super().enqueue(items, busy_timeout=busy_timeout, locked=locked)
+        return super().enqueue(items, busy_timeout=busy_timeout)
 
 
 async def test_concurrent_senders_share_transactions_and_get_their_own_results(
@@ -86,7 +87,10 @@ async def test_an_outbox_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Pat
     commits = GroupCommit(outbox, busy_timeout=5.0)
     other = sqlite3.connect(tmp_path / "outbox.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
-    assert outbox.enqueue_if_free([doc("k0", demo_invoices(1, seed=6)[0])]) is None
+    assert outbox.try_now(partial(outbox.enqueue, [doc("k0", demo_invoices(1, seed=6)[0])])) == (
+        False,
+        None,
+    )
     waiting = asyncio.ensure_future(commits.enqueue([doc("k0", demo_invoices(1, seed=6)[0])]))
     for _ in range(20):
         await asyncio.sleep(0)  # the loop keeps running while the commit waits
@@ -104,10 +108,11 @@ async def test_an_outbox_busy_in_another_thread_is_not_waited_for_on_the_loop(
     outbox = Outbox(tmp_path / "outbox.db")
     body = demo_invoices(1, seed=7)[0]
     with outbox._lock:  # the delivery thread reading a batch, say
-        assert outbox.enqueue_if_free([doc("k0", body)]) is None
+        assert outbox.try_now(partial(outbox.enqueue, [doc("k0", body)])) == (False, None)
     assert outbox.counts().queued == 0
-    (result,) = outbox.enqueue_if_free([doc("k0", body)]) or []
-    assert result.status == "new" and outbox.counts().queued == 1
+    done, results = outbox.try_now(partial(outbox.enqueue, [doc("k0", body)]))
+    assert done and results is not None and results[0].status == "new"
+    assert outbox.counts().queued == 1
     outbox.close()
 
 
