@@ -190,7 +190,8 @@ class _Existing:
 
 @dataclass
 class DocumentBatch:
-    """One caller's documents, staged under the ledger lock (a sequencer Submission)."""
+    """One caller's documents, each sealed (see `seal`), staged under the ledger lock
+    (a sequencer Submission)."""
 
     issuer: str
     candidates: list[_Candidate]
@@ -252,8 +253,6 @@ class DocumentBatch:
                         error=Conflict(f"version {c.supersedes} is a reversal and is final"),
                     )
                     continue
-            if not c.leaf:
-                seal(c, self.issuer, new_salts(1)[0])
             index = first_index + len(staged.entries)
             staged.entries.append(c.leaf)
             staged.leaf_hashes.append(c.leaf_hash)
