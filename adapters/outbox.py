@@ -46,9 +46,9 @@ __all__ = [
     "document_key",
 ]
 
+T = TypeVar("T")
 # How long a write waits for another process holding the file (``hub adapter status``
 # reads without blocking, thanks to WAL; a writer elsewhere may hold it briefly).
-T = TypeVar("T")
 BUSY_TIMEOUT = 30.0
 # The same on the intake path, where a sender waits for its ACK: better a quick AR 207
 # ("send again") than a minute's silence while something holds the file.
