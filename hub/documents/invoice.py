@@ -166,6 +166,10 @@ def _text(value: object, path: str) -> str:
         raise BadDocument(path, "must not be empty")
     if len(value) > MAX_TEXT_CHARS:
         raise BadDocument(path, f"longer than {MAX_TEXT_CHARS} characters")
+    # Printable text has neither control characters nor lone surrogates: one C call
+    # clears the usual case; the rest (a U+3000 space, say) is judged by the pattern.
+    if value.isprintable():
+        return value
     if _CONTROL_OR_SURROGATE.search(value):
         if _CONTROL.search(value):
             raise BadDocument(path, "must not contain control characters")
@@ -250,17 +254,28 @@ _ITEM_PATH = "item"
 # strings are kept, so a hit says exactly what the checks would.
 _VALID_CHARGES: dict[tuple[object, object, object], Decimal] = {}
 _MAX_VALID_CHARGES = 1 << 16
+# (category, code, name) triples that passed: the labels come from the same price list.
+_VALID_LABELS: set[tuple[object, object, object]] = set()
 
 
 def _item(raw: object) -> Decimal:
     """The amount of one item; faults are named under ``item`` (the caller renames)."""
     item = _object(raw, _ITEM_PATH, _ITEM)
-    category = item["category"]
-    if not isinstance(category, str) or category not in CATEGORIES:
-        shown = f" {category!r}" if _is_echoable_key(category) else ""
-        raise BadDocument("item.category", f"unknown category{shown}; one of {_KEYS}")
-    _text(item["code"], "item.code")
-    _text(item["name"], "item.name")
+    label = (item["category"], item["code"], item["name"])
+    try:
+        known_label = label in _VALID_LABELS
+    except TypeError:  # a list or an object where text belongs: refused below
+        known_label = False
+    if not known_label:
+        category = item["category"]
+        if not isinstance(category, str) or category not in CATEGORIES:
+            shown = f" {category!r}" if _is_echoable_key(category) else ""
+            raise BadDocument("item.category", f"unknown category{shown}; one of {_KEYS}")
+        _text(item["code"], "item.code")
+        _text(item["name"], "item.name")
+        if len(_VALID_LABELS) >= _MAX_VALID_CHARGES:
+            _VALID_LABELS.clear()
+        _VALID_LABELS.add(label)
     charge = (item["quantity"], item["unitPrice"], item["amount"])
     try:
         known = _VALID_CHARGES.get(charge)
@@ -286,23 +301,28 @@ def _item(raw: object) -> Decimal:
     return amount
 
 
+_TOTALS_PATHS = tuple((key, f"body.totals.{key}") for key in _TOTALS)
+
+
 def _totals(value: object, items_total: Decimal) -> None:
     raw = _object(value, "body.totals", _TOTALS)
-    money = {key: _money(raw[key], f"body.totals.{key}") for key in _TOTALS}
-    if money["total"] != items_total:
+    total, fund, other, account, cash, self_pay = [
+        _money(raw[key], path) for key, path in _TOTALS_PATHS
+    ]
+    if total != items_total:
         raise BadDocument(
             "body.totals.total", f"{raw['total']} is not the sum of item amounts ({items_total})"
         )
-    paid = _sum(money["insuranceFund"], money["otherPayments"], money["personalAccount"])
-    paid = _EXACT.add(paid, money["personalCash"])
-    if paid != money["total"]:
+    add = _EXACT.add
+    personal = add(account, cash)
+    paid = add(add(fund, other), personal)
+    if paid != total:
         raise BadDocument(
             "body.totals",
             f"insuranceFund + otherPayments + personalAccount + personalCash ({paid}) "
             f"must equal total ({raw['total']})",
         )
-    personal = _sum(money["personalAccount"], money["personalCash"])
-    if money["selfPay"] > personal:
+    if self_pay > personal:
         raise BadDocument(
             "body.totals.selfPay",
             f"{raw['selfPay']} exceeds personalAccount + personalCash ({personal})",
@@ -321,13 +341,6 @@ def _money(value: object, path: str) -> Decimal:
             )
         raise BadDocument(path, f"must be {_MONEY_FORMAT}, e.g. '25.00'")
     return Decimal(value)
-
-
-def _sum(*values: Decimal) -> Decimal:
-    total = Decimal(0)
-    for value in values:
-        total = _EXACT.add(total, value)
-    return total
 
 
 def _is_echoable_key(value: object) -> bool:

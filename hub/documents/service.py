@@ -169,8 +169,9 @@ def prepare(doc: DocumentInput, policy: IssuerPolicy) -> _Candidate:
     if len(canonical) > MAX_BODY_BYTES:
         raise BadInput(f"body: larger than {MAX_BODY_BYTES} bytes in canonical form")
     _check_signature(canonical, doc.signature, policy)
-    # The leaf carries issuedAt; refuse what the leaf could not hold before anything is queued.
-    if not is_timestamp(issued_at):
+    # The leaf carries issuedAt; refuse what the leaf could not hold before anything is queued
+    # (an invoice's was checked as body.issuedAt).
+    if doc.type != INVOICE_TYPE and not is_timestamp(issued_at):
         raise BadInput(
             "issuedAt: must be a date-time with an offset, e.g. 2026-11-20T10:15:00+08:00"
         )

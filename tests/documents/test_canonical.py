@@ -273,6 +273,21 @@ def test_document_leaf_refuses_bad_parts(change, field):
     assert err.value.field == field
 
 
+@pytest.mark.parametrize(
+    "issuer", ["hosp-chengmai", "澄迈县人民医院", "clinic-\u00e9", "h\U0001f3e5"]
+)
+def test_document_leaf_data_is_jcs_for_any_issuer(issuer):
+    fields = {**_DOC, "issuer": issuer}
+    leaf = document_leaf_data(**fields)
+    assert leaf == rfc8785.dumps(json.loads(leaf))
+    assert json.loads(leaf)["issuer"] == issuer
+
+
+def test_document_leaf_data_refuses_a_lone_surrogate_in_the_issuer():
+    with pytest.raises(BadDocument):
+        document_leaf_data(**{**_DOC, "issuer": "h\udc80"})
+
+
 _GRANT = {
     "id": "g",
     "agency": "a",

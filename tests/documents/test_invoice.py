@@ -173,6 +173,31 @@ def test_a_charge_seen_before_counts_again_and_a_changed_one_is_checked_afresh()
     assert rejects(twice).field == "body.items[1].amount"
 
 
+def test_an_item_label_seen_before_passes_and_a_changed_one_is_checked_afresh():
+    body = design_example()
+    validate_invoice(body)
+    validate_invoice(copy.deepcopy(body))  # the same labels again, now known
+    for field, bad in (("name", "X\x07Y"), ("code", "\ud800"), ("category", "drug")):
+        changed = copy.deepcopy(body)
+        changed["items"][0][field] = bad
+        assert rejects(changed).field == f"body.items[0].{field}"
+
+
+@pytest.mark.parametrize("text", ["内科\u3000门诊", "Dr.\u00a0Li", "a\u200bb", "\U0001f3e5 ward"])
+def test_text_that_is_not_printable_yet_not_control_is_accepted(text):
+    body = design_example()
+    body["visit"]["department"] = text
+    body["items"][0]["name"] = text
+    validate_invoice(body)
+
+
+@pytest.mark.parametrize("bad", ["A\x1bB", "A\x7fB", "A\udc80B"])
+def test_control_characters_and_lone_surrogates_are_refused_in_item_names(bad):
+    body = design_example()
+    body["items"][0]["name"] = bad
+    assert rejects(body).field == "body.items[0].name"
+
+
 def test_money_of_the_wrong_json_type_is_refused_not_a_crash():
     body = design_example()
     body["items"][0]["amount"] = ["25.00"]
