@@ -6,6 +6,7 @@ PostgreSQL; both dialects share `INSERT ... ON CONFLICT` and the column types we
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +28,16 @@ class Sql:
 
     async def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
+
+    def moment(self, value: datetime) -> Any:
+        """``value`` as a parameter for a timestamp column.
+
+        On SQLite, the text tortoise's sqlite3 adapter would write for it. Bound as text,
+        a row needs no Python adapter call while sqlite3 binds it; each such call is a
+        point where the event loop can take the GIL from the writer, which holds the
+        database's write lock meanwhile (~8 us a row under the submit load).
+        """
+        return value if self.postgres else value.isoformat(" ")
 
 
 @lru_cache(maxsize=512)

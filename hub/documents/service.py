@@ -229,7 +229,7 @@ class DocumentBatch:
                 await _load_existing(sql, self.issuer, doc_type, sorted(ids), known)
         staged = Staged()
         rows = []
-        now = datetime.now(UTC)
+        now = sql.moment(datetime.now(UTC))
         for c in self.candidates:
             key = (self.issuer, c.type, c.id, c.version)
             found = known.get(key)

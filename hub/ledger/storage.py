@@ -186,7 +186,7 @@ async def store_checkpoint(
     note = sign_note(format_checkpoint(Checkpoint(origin, size, root)), signer)
     await sql.execute(
         "INSERT INTO ledger_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
-        [size, root, note, datetime.now(UTC)],
+        [size, root, note, sql.moment(datetime.now(UTC))],
     )
     return SignedHead(size, root, note)
 

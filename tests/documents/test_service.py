@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from hub.ledger.audit import verify_ledger
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.storage import SignedHead, read_head
 from hub.ledger.tree import leaf_hash, verify_inclusion
+from hub.models import Document, LedgerCheckpoint
 from hub.services import Hub
 
 HOSPITAL = "hosp-test"
@@ -337,3 +339,14 @@ async def test_erasure_keeps_the_leaf_and_its_proof(started: Hub) -> None:
     assert resubmitted.error is not None and resubmitted.error.code == "CONFLICT"
     with pytest.raises(NotFound):
         await erase_document(hub.db, HOSPITAL, INVOICE, target.id, 2)
+
+
+async def test_write_times_read_back_as_the_moment_of_writing(started: Hub) -> None:
+    before = datetime.now(UTC)
+    (result,), head = await started.documents.submit(HOSPITAL, [invoice(demo_invoices(1)[0])])
+    after = datetime.now(UTC)
+    document = await Document.get(leaf_index=result.leaf_index)
+    checkpoint = await LedgerCheckpoint.get(size=head.size)
+    for moment in (document.created_at, checkpoint.signed_at):
+        assert moment.utcoffset() == timedelta(0)
+        assert before - timedelta(seconds=1) <= moment <= after + timedelta(seconds=1)
