@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.db import Database
-from hub.documents.service import DocumentInput, DocumentService, SubmitResult
+from hub.documents.service import DocumentService, SubmitResult, SubmittedDocument
 from hub.ledger.sequencer import Integrated, Sequencer
 from hub.ledger.storage import SignedHead
 from hub.services import Hub
@@ -176,7 +176,7 @@ class MeteredDocumentService(DocumentService):
         self.metrics = metrics
 
     async def submit(
-        self, issuer: str, documents: Sequence[DocumentInput]
+        self, issuer: str, documents: Sequence[SubmittedDocument]
     ) -> tuple[list[SubmitResult], SignedHead]:
         results, head = await super().submit(issuer, documents)
         self.metrics.observe_results(results)

@@ -7,7 +7,6 @@ import strawberry
 from strawberry.types import Info
 
 from hub.access.grants import create_grant, revoke_grant
-from hub.documents.service import DocumentInput as ServiceInput
 from hub.documents.service import erase_document
 from hub.errors import BadInput
 from hub.institutions import add_institution, add_issuer_key
@@ -51,19 +50,8 @@ class Mutation:
         principal = require(info, HOSPITAL)
         if len(documents) > MAX_BATCH:  # the Guard refuses these before execution, too
             raise BadInput(f"documents: at most {MAX_BATCH} documents per request")
-        inputs = [
-            ServiceInput(
-                type=d.type,
-                id=str(d.id),
-                body=d.body,
-                issued_at=d.issued_at,
-                supersedes=d.supersedes,
-                signature=d.signature,
-            )
-            for d in documents
-        ]
         assert principal.inst is not None
-        results, head = await context(info).hub.documents.submit(principal.inst, inputs)
+        results, head = await context(info).hub.documents.submit(principal.inst, documents)
         return SubmitDocumentsPayload(
             results=[
                 SubmitResult(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from nacl.exceptions import BadSignatureError
@@ -46,6 +46,24 @@ _INSERT = (
     " salt, digest, issued_at, leaf_index, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+class SubmittedDocument(Protocol):
+    """What `DocumentService.submit` reads of each document: `DocumentInput`, or the
+    GraphQL input object as it comes, which is not copied into one per document."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def body(self) -> object: ...
+    @property
+    def issued_at(self) -> str | None: ...
+    @property
+    def supersedes(self) -> int | None: ...
+    @property
+    def signature(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -137,7 +155,7 @@ def _check_signature(canonical: bytes, signature: str | None, policy: IssuerPoli
     raise BadSignature("signature does not verify with any registered key of the institution")
 
 
-def prepare(doc: DocumentInput, policy: IssuerPolicy) -> _Candidate:
+def prepare(doc: SubmittedDocument, policy: IssuerPolicy) -> _Candidate:
     """Validate one input and put it in canonical form; raises a HubError naming the field."""
     if not isinstance(doc.type, str) or not _TYPE.fullmatch(doc.type):
         raise BadInput("type: must be a lower-case name such as medical_invoice")
@@ -369,7 +387,7 @@ class DocumentService:
         )
 
     async def submit(
-        self, issuer: str, documents: Sequence[DocumentInput]
+        self, issuer: str, documents: Sequence[SubmittedDocument]
     ) -> tuple[list[SubmitResult], SignedHead]:
         """Anchor `documents` for `issuer`; one result per input, in order.
 
