@@ -253,7 +253,8 @@ _ITEM_PATH = "item"
 # and cost a lookup instead of three decimal parses and a product. Only valid triples of
 # strings are kept, so a hit says exactly what the checks would.
 _VALID_CHARGES: dict[tuple[object, object, object], Decimal] = {}
-_MAX_VALID_CHARGES = 1 << 16
+# Each of the two memories is emptied when it reaches this many entries.
+_MAX_REMEMBERED = 1 << 16
 # (category, code, name) triples that passed: the labels come from the same price list.
 _VALID_LABELS: set[tuple[object, object, object]] = set()
 
@@ -273,7 +274,7 @@ def _item(raw: object) -> Decimal:
             raise BadDocument("item.category", f"unknown category{shown}; one of {_KEYS}")
         _text(item["code"], "item.code")
         _text(item["name"], "item.name")
-        if len(_VALID_LABELS) >= _MAX_VALID_CHARGES:
+        if len(_VALID_LABELS) >= _MAX_REMEMBERED:
             _VALID_LABELS.clear()
         _VALID_LABELS.add(label)
     charge = (item["quantity"], item["unitPrice"], item["amount"])
@@ -295,7 +296,7 @@ def _item(raw: object) -> Decimal:
             f"{item['amount']} is not quantity x unitPrice "
             f"({item['quantity']} x {item['unitPrice']} = {expected}, rounded half-up)",
         )
-    if len(_VALID_CHARGES) >= _MAX_VALID_CHARGES:
+    if len(_VALID_CHARGES) >= _MAX_REMEMBERED:
         _VALID_CHARGES.clear()
     _VALID_CHARGES[charge] = amount
     return amount
