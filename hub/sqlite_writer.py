@@ -71,6 +71,36 @@ def run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a SQLite write transaction awaited something other than its Sql")
 
 
+def connect_writer(path: Path) -> sqlite3.Connection:
+    """A connection for write transactions, used by one thread at a time."""
+    connection = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    # The pragmas tortoise sets on its connection (journal_mode persists in the file).
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def run_transaction(connection: sqlite3.Connection, work: Callable[[Sql], Awaitable[T]]) -> T:
+    """`work(sql)` in one transaction (BEGIN IMMEDIATE ... COMMIT) on ``connection``.
+
+    `work` must await nothing but `sql`; an exception it raises rolls the transaction back.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        coroutine = work(SqliteSql(connection))
+        if not isinstance(coroutine, Coroutine):
+            raise TypeError("work must be a coroutine function")
+        result = run_to_completion(coroutine)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    return result
+
+
 class SqliteWriter:
     """One write connection to a SQLite file, used by one thread, one transaction at a time."""
 
@@ -88,30 +118,9 @@ class SqliteWriter:
         return await loop.run_in_executor(self._executor, self._transaction, work)
 
     def _transaction(self, work: Callable[[Sql], Awaitable[T]]) -> T:
-        connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            coroutine = work(SqliteSql(connection))
-            if not isinstance(coroutine, Coroutine):
-                raise TypeError("work must be a coroutine function")
-            result = run_to_completion(coroutine)
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
-        return result
-
-    def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            # The pragmas tortoise sets on its connection (journal_mode persists in the file).
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            self._connection = connection
-        return self._connection
+            self._connection = connect_writer(self.path)
+        return run_transaction(self._connection, work)
 
     def close(self) -> None:
         """Wait for the transaction in flight, if any, then close the connection."""

@@ -77,6 +77,13 @@ class _AccessBatch:
         staged.writes.append((_INSERT, rows))
         return staged
 
+    def outcome(self) -> object:
+        return self.indexes
+
+    def absorb(self, outcome: object) -> None:
+        assert isinstance(outcome, list)
+        self.indexes = outcome
+
 
 async def record_reads(
     hub: "Hub", agency: str, reads: Sequence[tuple[DocRow, str]], now: datetime | None = None

@@ -142,6 +142,13 @@ class _GrantChange:
         update = "UPDATE grants SET revoked_at = ? WHERE id = ?"
         return Staged(entries=[data], writes=[(update, [(self.at, g.id)])])
 
+    def outcome(self) -> object:
+        return self.result
+
+    def absorb(self, outcome: object) -> None:
+        assert outcome is None or isinstance(outcome, Grant)
+        self.result = outcome
+
 
 async def _institution_kind(db: Database, inst: str) -> str | None:
     rows = await db.sql.fetch("SELECT kind FROM institutions WHERE id = ?", [inst])

@@ -298,6 +298,13 @@ class DocumentBatch:
             staged.writes.append((_INSERT, rows))
         return staged
 
+    def outcome(self) -> object:
+        return self.results
+
+    def absorb(self, outcome: object) -> None:
+        assert isinstance(outcome, dict)
+        self.results = outcome
+
     def _repeat(self, c: _Candidate, found: _Existing) -> SubmitResult:
         if found.body is None:
             return SubmitResult(
