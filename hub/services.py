@@ -3,12 +3,13 @@
 from dataclasses import dataclass, field
 
 from hub.config import Settings
-from hub.db import Database, migrate
+from hub.db import Database, migrate, sqlite_path
 from hub.documents.service import DocumentService
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer, format_verifier_key
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import TileReader
+from hub.sqlite_integrator import SqliteIntegrator
 
 
 @dataclass
@@ -33,7 +34,13 @@ class Hub:
         signer = load_log_signer(settings.log_key_path)
         db = Database(settings.database_url)
         await db.open()
-        sequencer = Sequencer(db, signer, settings.origin)
+        path = None if db.postgres else sqlite_path(settings.database_url)
+        integrator = (
+            SqliteIntegrator(path, settings.log_key_path, settings.origin)
+            if path is not None and str(path) != ":memory:"
+            else None
+        )
+        sequencer = Sequencer(db, signer, settings.origin, integrator=integrator)
         await sequencer.ensure_head()
         return cls(
             settings=settings,
@@ -45,4 +52,6 @@ class Hub:
         )
 
     async def stop(self) -> None:
+        if self.sequencer.integrator is not None:
+            await self.sequencer.integrator.close()
         await self.db.close()

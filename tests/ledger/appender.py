@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -58,6 +59,31 @@ class Entries:
     async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
         self.first_index = first_index
         return Staged(entries=list(self.entries))
+
+
+class PortableEntries(Entries):
+    """Entries that can be staged in the integrator's process (hub.sqlite_integrator)."""
+
+    def outcome(self) -> object:
+        return self.first_index
+
+    def absorb(self, outcome: object) -> None:
+        assert isinstance(outcome, int)
+        self.first_index = outcome
+
+
+class KillsItsStager(PortableEntries):
+    """SIGKILLs the process that stages it, unless that is the process that made it."""
+
+    def __init__(self, entries: list[bytes]) -> None:
+        super().__init__(entries)
+        self.maker = os.getpid()
+
+    async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
+        if os.getpid() == self.maker:
+            raise RuntimeError("meant to be staged in another process")
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
 
 
 class IndexedEntries:

@@ -1,0 +1,124 @@
+"""Integration in a child process (hub.sqlite_integrator): order, failure and recovery."""
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.db import Database, migrate
+from hub.keys import create_log_key, load_log_signer
+from hub.ledger.checkpoint import open_checkpoint
+from hub.ledger.sequencer import Sequencer
+from hub.ledger.storage import read_head, read_leaf_data
+from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
+from hub.sqlite_integrator import IntegratorGone, SqliteIntegrator
+from tests.ledger.appender import KillsItsStager, PortableEntries
+
+ORIGIN = "test.example/log"
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Database, Sequencer, SqliteIntegrator]]:
+    url = f"sqlite://{tmp_path}/hub.db"
+    key = tmp_path / "log.key"
+    create_log_key(key, ORIGIN)
+    await migrate(url)
+    db = Database(url)
+    await db.open()
+    integrator = SqliteIntegrator(tmp_path / "hub.db", key, ORIGIN)
+    sequencer = Sequencer(db, load_log_signer(key), ORIGIN, integrator=integrator)
+    await sequencer.ensure_head()
+    try:
+        yield db, sequencer, integrator
+    finally:
+        await integrator.close()
+        await db.close()
+
+
+def _entries(name: str, count: int) -> list[bytes]:
+    return [f"{name}/{n}".encode() for n in range(count)]
+
+
+async def test_groups_handed_over_at_once_commit_in_order_each_seeing_the_last(
+    ledger: tuple[Database, Sequencer, SqliteIntegrator],
+) -> None:
+    db, _, integrator = ledger
+    first, second = PortableEntries(_entries("a", 3)), PortableEntries(_entries("b", 2))
+    # Both are sent before either is answered; the second's transaction must start from
+    # the tree the first one committed.
+    (head_a, _, _), (head_b, _, _) = [
+        result
+        for result, _ in await asyncio.gather(
+            integrator.integrate([first]), integrator.integrate([second])
+        )
+    ]
+    assert (head_a.size, head_b.size) == (3, 5)
+    stored = await read_head(db.sql)
+    assert stored is not None and stored.size == 5
+
+
+async def test_concurrent_submissions_get_disjoint_indexes_under_signed_checkpoints(
+    ledger: tuple[Database, Sequencer, SqliteIntegrator],
+) -> None:
+    db, sequencer, _ = ledger
+    subs = [PortableEntries(_entries(f"s{i}", 1 + i % 4)) for i in range(40)]
+    heads = await asyncio.gather(*(sequencer.submit(s) for s in subs))
+    taken: set[int] = set()
+    for sub, head in zip(subs, heads, strict=True):
+        indexes = set(range(sub.first_index, sub.first_index + len(sub.entries)))
+        assert not indexes & taken and max(indexes) < head.size
+        taken |= indexes
+        for offset, entry in enumerate(sub.entries):
+            assert await read_leaf_data(db, sub.first_index + offset) == entry
+    final = await read_head(db.sql)
+    assert final is not None and final.size == len(taken) == max(taken) + 1
+    hashes = [leaf_hash(await read_leaf_data(db, i)) for i in range(final.size)]
+    assert final.root == root_from_leaf_hashes(hashes)
+    checkpoint = open_checkpoint(final.note, sequencer.signer.verifier, ORIGIN)
+    assert (checkpoint.size, checkpoint.root) == (final.size, final.root)
+
+
+async def test_a_child_killed_inside_a_group_fails_only_that_group(
+    ledger: tuple[Database, Sequencer, SqliteIntegrator],
+) -> None:
+    db, sequencer, _ = ledger
+    before = PortableEntries(_entries("before", 2))
+    await sequencer.submit(before)
+    with pytest.raises(IntegratorGone):
+        await sequencer.submit(KillsItsStager(_entries("doomed", 5)))
+    after = PortableEntries(_entries("after", 1))
+    head = await sequencer.submit(after)
+    # Nothing of the killed group was written: the next one starts where `before` ended.
+    assert after.first_index == 2 and head.size == 3
+    assert await read_leaf_data(db, 2) == b"after/0"
+
+
+async def test_a_child_gone_between_groups_is_replaced_without_failing_one(
+    ledger: tuple[Database, Sequencer, SqliteIntegrator],
+) -> None:
+    _, sequencer, integrator = ledger
+    await sequencer.submit(PortableEntries(_entries("one", 1)))
+    pid = integrator.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.get_running_loop().run_in_executor(None, os.waitpid, pid, 0)
+    again = PortableEntries(_entries("two", 1))
+    head = await sequencer.submit(again)
+    assert again.first_index == 1 and head.size == 2
+    assert integrator.pid not in (None, pid)
+
+
+async def test_closing_ends_the_child(
+    ledger: tuple[Database, Sequencer, SqliteIntegrator],
+) -> None:
+    _, sequencer, integrator = ledger
+    await sequencer.submit(PortableEntries(_entries("one", 1)))
+    pid = integrator.pid
+    assert pid is not None
+    await integrator.close()
+    assert integrator.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
