@@ -51,6 +51,12 @@ class ConfigError(HubError):
     code = "CONFIG"
 
 
+class IntegratorGone(HubError):
+    """The process integrating ledger groups (hub.sqlite_integrator) ended before it
+    answered; SQLite rolled back what it had not committed. The group's callers see this;
+    the next group starts a new process."""
+
+
 class LedgerCorrupt(HubError):
     """`hub ledger verify` found a stored row that does not match what it must be."""
 

@@ -9,6 +9,7 @@ from hub.keys import load_log_signer
 from hub.ledger.note import Signer, format_verifier_key
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import TileReader
+from hub.sqlite_integrator import AVAILABLE as INTEGRATOR_AVAILABLE
 from hub.sqlite_integrator import SqliteIntegrator
 
 
@@ -35,9 +36,11 @@ class Hub:
         db = Database(settings.database_url)
         await db.open()
         path = None if db.postgres else sqlite_path(settings.database_url)
+        # Elsewhere (PostgreSQL, an in-memory SQLite, a system without memfd) the
+        # transaction runs as Database.write_transaction puts it.
         integrator = (
             SqliteIntegrator(path, settings.log_key_path, settings.origin)
-            if path is not None and str(path) != ":memory:"
+            if path is not None and str(path) != ":memory:" and INTEGRATOR_AVAILABLE
             else None
         )
         sequencer = Sequencer(db, signer, settings.origin, integrator=integrator)

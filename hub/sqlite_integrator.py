@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hub.errors import HubError
+from hub.errors import IntegratorGone
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer
 from hub.ledger.sequencer import GroupResult, Portable, append_group
@@ -39,9 +39,8 @@ from hub.sqlite_writer import connect_writer, run_transaction
 _HEADER = 8  # each message: its length as 8 big-endian bytes, then a pickle
 
 
-class IntegratorGone(HubError):
-    """The child process ended before answering; SQLite rolled back what it had not
-    committed. The group's callers see this; the next group starts a new child."""
+# Linux: an anonymous memory file, and descriptors passed over a Unix socket.
+AVAILABLE = hasattr(os, "memfd_create") and hasattr(socket, "send_fds")
 
 
 def _receive(sock: socket.socket, size: int) -> bytes | None:
@@ -168,7 +167,10 @@ class SqliteIntegrator:
                 reply = await _receive_async(loop, sock, int.from_bytes(header, "big"))
         except OSError as exc:
             await self._stop(sock)
-            raise IntegratorGone("the ledger's integrating process ended") from exc
+            raise IntegratorGone(
+                "the ledger's integrating process ended before answering: submit again"
+                " (what it had anchored answers DUPLICATE)"
+            ) from exc
         except asyncio.CancelledError:
             # An answer left unread would be taken as the next group's: this child is done.
             self._abandon(sock)

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from hub.db import Database, migrate
+from hub.errors import IntegratorGone
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import read_head, read_leaf_data
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
-from hub.sqlite_integrator import IntegratorGone, SqliteIntegrator
+from hub.sqlite_integrator import SqliteIntegrator
 from tests.ledger.appender import KillsItsStager, PortableEntries
 
 ORIGIN = "test.example/log"
