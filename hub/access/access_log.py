@@ -48,31 +48,43 @@ class AccessRecord:
         )
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What an access leaf and row need of one read: small, as it may cross to the
+    integrating process (hub.sqlite_integrator) while the reader waits."""
+
+    document_pk: int
+    issuer: str
+    type: str
+    doc_id: str
+    version: int
+    purpose: str
+
+
 @dataclass
 class _AccessBatch:
     agency: str
-    reads: Sequence[tuple[DocRow, str]]
+    reads: Sequence[_Read]
     at: str
     indexes: list[int] = field(default_factory=list)
 
     async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
         staged = Staged()
         rows = []
-        for row, purpose in self.reads:
+        for read in self.reads:
             index = first_index + len(staged.entries)
-            d = row.doc
             staged.entries.append(
                 access_leaf_data(
                     agency=self.agency,
-                    issuer=d.issuer,
-                    type=d.type,
-                    id=d.id,
-                    version=d.version,
-                    purpose=purpose,
+                    issuer=read.issuer,
+                    type=read.type,
+                    id=read.doc_id,
+                    version=read.version,
+                    purpose=read.purpose,
                     at=self.at,
                 )
             )
-            rows.append((self.agency, row.pk, purpose, self.at, index))
+            rows.append((self.agency, read.document_pk, read.purpose, self.at, index))
             self.indexes.append(index)
         staged.writes.append((_INSERT, rows))
         return staged
@@ -91,7 +103,14 @@ async def record_reads(
     """Anchor one `access` leaf per (document, purpose); their leaf indexes, in order."""
     if not reads:
         return []
-    batch = _AccessBatch(agency, reads, timestamp(now or datetime.now(UTC)))
+    batch = _AccessBatch(
+        agency,
+        [
+            _Read(row.pk, row.doc.issuer, row.doc.type, row.doc.id, row.doc.version, purpose)
+            for row, purpose in reads
+        ],
+        timestamp(now or datetime.now(UTC)),
+    )
     await hub.sequencer.submit(batch)
     return batch.indexes
 
