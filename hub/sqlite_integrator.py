@@ -79,12 +79,14 @@ def _receive_group(sock: socket.socket) -> bytes | None:
 
 def _answer(connection: sqlite3.Connection, signer: Signer, origin: str, payload: bytes) -> bytes:
     """Integrate one group; the pickled answer: (True, result) or (False, exception)."""
-    submissions: Sequence[Portable] = pickle.loads(payload)
 
     async def work(sql: Sql) -> GroupResult:
         return await append_group(sql, signer, origin, submissions)
 
     try:
+        # A submission class this process cannot import (one defined in a script run as
+        # __main__, say) fails its group, not the process.
+        submissions: Sequence[Portable] = pickle.loads(payload)
         result = run_transaction(connection, work)
         outcomes = [s.outcome() for s in submissions]
         return pickle.dumps((True, (result, outcomes)), pickle.HIGHEST_PROTOCOL)
@@ -108,6 +110,8 @@ def _serve(sock: socket.socket, path: str, key_path: str, origin: str) -> None:
             while (payload := _receive_group(sock)) is not None:
                 answer = _answer(connection, signer, origin, payload)
                 sock.sendall(len(answer).to_bytes(_HEADER, "big") + answer)
+    except ConnectionError:
+        pass  # the parent is gone: what was committed stays, its callers will resubmit
     finally:
         connection.close()
 

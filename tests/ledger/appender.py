@@ -4,6 +4,7 @@ The tests run it by path; `python -m tests.ledger.appender` works from the repos
 
     python -m tests.ledger.appender concurrent DB_URL KEY_FILE ORIGIN OUT.json NAME SEED
     python -m tests.ledger.appender crash DB_URL KEY_FILE ORIGIN BATCH ACKS PAUSE_AT
+    python -m tests.ledger.appender crash-integrated SQLITE_URL KEY_FILE ORIGIN BATCH
 
 `concurrent` sets up, prints "ready", waits for a line on stdin (the start signal shared by
 every process), runs many tasks that submit small batches at once through one Sequencer,
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 from hub.db import Database, Sql
 from hub.keys import load_log_signer
 from hub.ledger.sequencer import Sequencer, Staged
+from hub.sqlite_integrator import SqliteIntegrator
 
 T = TypeVar("T")
 TASKS = 20
@@ -96,6 +98,17 @@ class IndexedEntries:
     async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
         self.first_index = first_index
         return Staged(entries=[crash_entry(first_index + i) for i in range(self.count)])
+
+
+class PortableIndexedEntries(IndexedEntries):
+    """IndexedEntries that can be staged in the integrator's process."""
+
+    def outcome(self) -> object:
+        return self.first_index
+
+    def absorb(self, outcome: object) -> None:
+        assert isinstance(outcome, int)
+        self.first_index = outcome
 
 
 class PausingSql(Sql):
@@ -215,6 +228,28 @@ async def run_crash(
         PausingSql.armed = done >= acks
 
 
+async def run_crash_integrated(url: str, key_file: str, origin: str, batch: int) -> None:
+    """As `crash` with PAUSE_AT none, the groups integrated by a SqliteIntegrator child;
+    prints "child <pid>" before the first ack."""
+    db = Database(url)
+    await db.open()
+    path = url.removeprefix("sqlite://")
+    integrator = SqliteIntegrator(Path(path), Path(key_file), origin)
+    seq = Sequencer(db, load_log_signer(Path(key_file)), origin, integrator=integrator)
+    # Run as __main__, this module's classes would pickle under a name the child cannot
+    # import; the module imported by its own name gives them one it can.
+    from tests.ledger import appender
+
+    told = False
+    while True:
+        sub = appender.PortableIndexedEntries(batch)
+        head = await seq.submit(sub)
+        if not told:
+            _say(f"child {integrator.pid}")
+            told = True
+        _say(f"ack {sub.first_index} {batch} {head.size}")
+
+
 def main(argv: list[str]) -> None:
     mode, url, key_file, origin, *rest = argv
     if mode == "concurrent":
@@ -223,6 +258,9 @@ def main(argv: list[str]) -> None:
     elif mode == "crash":
         batch, acks, pause_at = rest
         asyncio.run(run_crash(url, key_file, origin, int(batch), int(acks), pause_at))
+    elif mode == "crash-integrated":
+        (batch,) = rest
+        asyncio.run(run_crash_integrated(url, key_file, origin, int(batch)))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -2,7 +2,10 @@
 
 import asyncio
 import os
+import select
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,14 +14,17 @@ import pytest
 from hub.db import Database, migrate
 from hub.errors import IntegratorGone
 from hub.keys import create_log_key, load_log_signer
+from hub.ledger.audit import verify_ledger
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import read_head, read_leaf_data
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
 from hub.sqlite_integrator import SqliteIntegrator
-from tests.ledger.appender import KillsItsStager, PortableEntries
+from tests.ledger.appender import KillsItsStager, PortableEntries, crash_entry
 
 ORIGIN = "test.example/log"
+ROOT = Path(__file__).resolve().parents[2]
+BATCH = 500
 
 
 @pytest.fixture
@@ -123,3 +129,76 @@ async def test_closing_ends_the_child(
     assert integrator.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def _exited_within(pid: int, seconds: float) -> bool:
+    """Whether process `pid` (not our child) ends within `seconds`: waits on its pidfd."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        readable, _, _ = select.select([fd], [], [], seconds)
+        return bool(readable)
+    finally:
+        os.close(fd)
+
+
+async def test_a_parent_killed_mid_stream_leaves_whole_groups_and_no_child(
+    tmp_path: Path,
+) -> None:
+    key = tmp_path / "log.key"
+    create_log_key(key, ORIGIN)
+    url = f"sqlite://{tmp_path}/hub.db"
+    await migrate(url)
+    # As a module: the child imports the submissions' classes by their module's name.
+    command = ["-m", "tests.ledger.appender", "crash-integrated", url, str(key), ORIGIN]
+    proc = subprocess.Popen(
+        [sys.executable, *command, str(BATCH)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    acks: list[int] = []
+    child = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            word, *rest = line.split()
+            if word == "child":
+                child = int(rest[0])
+            elif word == "ack":
+                acks.append(int(rest[2]))
+                if len(acks) == 10:  # free-running: the next groups are in the child's hands
+                    break
+        else:
+            pytest.fail(f"the appender stopped by itself: {proc.communicate()[1]}")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert child is not None and _exited_within(child, 30)
+    db = Database(url)
+    await db.open()
+    try:
+        await _check_whole_groups(db, key, max(acks))
+    finally:
+        await db.close()
+
+
+async def _check_whole_groups(db: Database, key: Path, acknowledged: int) -> None:
+    head = await read_head(db.sql)
+    assert head is not None
+    # What the child had in hand may have committed after its parent died, never in part.
+    assert head.size >= acknowledged and head.size % BATCH == 0
+    verifier = load_log_signer(key).verifier
+    assert (await verify_ledger(db, verifier, ORIGIN)).size == head.size
+    assert [await read_leaf_data(db, i) for i in range(head.size)] == [
+        crash_entry(i) for i in range(head.size)
+    ]
