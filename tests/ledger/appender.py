@@ -63,8 +63,11 @@ class Entries:
         return Staged(entries=list(self.entries))
 
 
-class PortableEntries(Entries):
-    """Entries that can be staged in the integrator's process (hub.sqlite_integrator)."""
+class _CarriesFirstIndex:
+    """Makes a submission Portable: staged in the integrator's process
+    (hub.sqlite_integrator), it brings back the index its first entry got."""
+
+    first_index: int
 
     def outcome(self) -> object:
         return self.first_index
@@ -72,6 +75,10 @@ class PortableEntries(Entries):
     def absorb(self, outcome: object) -> None:
         assert isinstance(outcome, int)
         self.first_index = outcome
+
+
+class PortableEntries(_CarriesFirstIndex, Entries):
+    """Entries that can be staged in the integrator's process."""
 
 
 class KillsItsStager(PortableEntries):
@@ -100,15 +107,8 @@ class IndexedEntries:
         return Staged(entries=[crash_entry(first_index + i) for i in range(self.count)])
 
 
-class PortableIndexedEntries(IndexedEntries):
+class PortableIndexedEntries(_CarriesFirstIndex, IndexedEntries):
     """IndexedEntries that can be staged in the integrator's process."""
-
-    def outcome(self) -> object:
-        return self.first_index
-
-    def absorb(self, outcome: object) -> None:
-        assert isinstance(outcome, int)
-        self.first_index = outcome
 
 
 class PausingSql(Sql):

@@ -49,6 +49,14 @@ def _entries(name: str, count: int) -> list[bytes]:
     return [f"{name}/{n}".encode() for n in range(count)]
 
 
+async def _started_child(sequencer: Sequencer, integrator: SqliteIntegrator) -> int:
+    """The child's pid, once a first group has gone through it."""
+    await sequencer.submit(PortableEntries(_entries("one", 1)))
+    pid = integrator.pid
+    assert pid is not None
+    return pid
+
+
 async def test_groups_handed_over_at_once_commit_in_order_each_seeing_the_last(
     ledger: tuple[Database, Sequencer, SqliteIntegrator],
 ) -> None:
@@ -107,9 +115,7 @@ async def test_a_child_gone_between_groups_is_replaced_without_failing_one(
     ledger: tuple[Database, Sequencer, SqliteIntegrator],
 ) -> None:
     _, sequencer, integrator = ledger
-    await sequencer.submit(PortableEntries(_entries("one", 1)))
-    pid = integrator.pid
-    assert pid is not None
+    pid = await _started_child(sequencer, integrator)
     os.kill(pid, signal.SIGKILL)
     await asyncio.get_running_loop().run_in_executor(None, os.waitpid, pid, 0)
     again = PortableEntries(_entries("two", 1))
@@ -122,9 +128,7 @@ async def test_closing_ends_the_child(
     ledger: tuple[Database, Sequencer, SqliteIntegrator],
 ) -> None:
     _, sequencer, integrator = ledger
-    await sequencer.submit(PortableEntries(_entries("one", 1)))
-    pid = integrator.pid
-    assert pid is not None
+    pid = await _started_child(sequencer, integrator)
     await integrator.close()
     assert integrator.pid is None
     with pytest.raises(ProcessLookupError):
