@@ -90,14 +90,20 @@ class Database:
         async with in_transaction("default") as tx:
             yield TortoiseSql(tx, self.postgres)
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file; None on PostgreSQL and for an in-memory database."""
+        path = None if self.postgres else sqlite_path(self.url)
+        return None if path is None or str(path) == ":memory:" else path
+
     async def write_transaction(self, work: Callable[[Sql], Awaitable[T]]) -> T:
         """`work(sql)` in one write transaction; its exception rolls it back.
 
         On a SQLite file the whole of `work` runs on the writer thread (hub.sqlite_writer),
         so it must await nothing but `sql`; elsewhere it runs in a tortoise transaction.
         """
-        path = None if self.postgres else sqlite_path(self.url)
-        if path is None or str(path) == ":memory:":
+        path = self.sqlite_file
+        if path is None:
             async with self.transaction() as sql:
                 return await work(sql)
         if self._writer is None:
@@ -112,7 +118,7 @@ class Database:
         """
         if self._reader is not None:
             return self._reader
-        path = None if self.postgres else sqlite_path(self.url)
+        path = self.sqlite_file
         if path is None:
             return None
         self._reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from hub.config import Settings
-from hub.db import Database, migrate, sqlite_path
+from hub.db import Database, migrate
 from hub.documents.service import DocumentService
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer, format_verifier_key
@@ -35,12 +35,12 @@ class Hub:
         signer = load_log_signer(settings.log_key_path)
         db = Database(settings.database_url)
         await db.open()
-        path = None if db.postgres else sqlite_path(settings.database_url)
         # Elsewhere (PostgreSQL, an in-memory SQLite, a system without memfd) the
         # transaction runs as Database.write_transaction puts it.
+        path = db.sqlite_file
         integrator = (
             SqliteIntegrator(path, settings.log_key_path, settings.origin)
-            if path is not None and str(path) != ":memory:" and INTEGRATOR_AVAILABLE
+            if path is not None and INTEGRATOR_AVAILABLE
             else None
         )
         sequencer = Sequencer(db, signer, settings.origin, integrator=integrator)
