@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from hub.ledger.storage import read_head, read_leaf_data
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
 from hub.sqlite_integrator import SqliteIntegrator
 from tests.ledger.appender import KillsItsStager, PortableEntries, crash_entry
+from tests.pids import exited_within
 
 ORIGIN = "test.example/log"
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,19 +135,6 @@ async def test_closing_ends_the_child(
         os.kill(pid, 0)
 
 
-def _exited_within(pid: int, seconds: float) -> bool:
-    """Whether process `pid` (not our child) ends within `seconds`: waits on its pidfd."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        readable, _, _ = select.select([fd], [], [], seconds)
-        return bool(readable)
-    finally:
-        os.close(fd)
-
-
 async def test_a_parent_killed_mid_stream_leaves_whole_groups_and_no_child(
     tmp_path: Path,
 ) -> None:
@@ -187,7 +174,7 @@ async def test_a_parent_killed_mid_stream_leaves_whole_groups_and_no_child(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
-    assert child is not None and _exited_within(child, 30)
+    assert child is not None and exited_within(child, 30)
     db = Database(url)
     await db.open()
     try:
