@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -34,21 +33,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from adapters.delivery import Backoff, Delivery
+from adapters.delivery import Delivery
+from adapters.delivery_process import DeliveryProcess, DeliverySettings
 from adapters.errors import AdapterError, MappingError
 from adapters.hl7v2 import DEFAULT_OFFSET, Hl7Error, decode_message, split_batch
 from adapters.hub_client import (
     CREDENTIALS_IN_URL,
     MAX_BATCH,
-    HubClient,
     has_credentials,
-    token_from_file,
 )
+from adapters.logs import json_logs
 from adapters.mllp import DEFAULT_MAX_MESSAGE_BYTES, Hl7Intake, MllpListener
 from adapters.outbox import INTAKE_BUSY_TIMEOUT, NewDocument, Outbox, document_key
 from adapters.signing import Signer
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
-from hub.logging import JsonFormatter
 from hub.runner import run
 
 __all__ = ["DEFAULT_OUTBOX", "enqueue_invoices", "main", "register"]
@@ -153,23 +151,36 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 async def cmd_mllp(args: argparse.Namespace) -> int:
     """Listen for DFT^P03 over MLLP and deliver to the hub until SIGINT/SIGTERM."""
-    with _failing_cleanly(), _session(args) as (outbox, delivery):
+    # Signals are taken first: the child may deliver before the listener is up, and a
+    # SIGTERM seen then must still stop both cleanly.
+    with _failing_cleanly(), _session(args) as (outbox, delivery), _stop_signals() as stop:
+        # Delivery runs in a child process, off the loop every sender waits on; the
+        # Delivery built here only checked the options.
+        deliverer = None
+        if delivery is not None:
+            await delivery.client.aclose()
+            deliverer = DeliveryProcess(_delivery_settings(args))
         intake = Hl7Intake(
             outbox,
-            on_enqueued=delivery.wake if delivery else None,
+            on_enqueued=deliverer.wake if deliverer else None,
             default_offset=args.default_offset,
         )
         listener = MllpListener(intake, max_message_bytes=args.max_message_bytes)
-        await listener.start(args.host, args.port)
-        print(f"listening on {args.host}:{listener.port} (MLLP), outbox {args.outbox}", flush=True)
-        if delivery is None:
-            print("no --hub given: messages are queued, not delivered", file=sys.stderr)
         try:
-            await _until_signalled(delivery)
+            if deliverer is not None:
+                await deliverer.start()
+            await listener.start(args.host, args.port)
+            print(
+                f"listening on {args.host}:{listener.port} (MLLP), outbox {args.outbox}",
+                flush=True,
+            )
+            if deliverer is None:
+                print("no --hub given: messages are queued, not delivered", file=sys.stderr)
+            await stop.wait()
         finally:
             await listener.stop()
-            if delivery is not None:
-                await delivery.client.aclose()
+            if deliverer is not None:
+                await deliverer.stop()
         return 0
     return 1
 
@@ -474,22 +485,31 @@ async def _until_signalled(
     delivery: Delivery | None, also: asyncio.Task[Any] | None = None
 ) -> None:
     """Run delivery until SIGINT/SIGTERM (or ``also`` ends), then stop it cleanly."""
+    with _stop_signals() as stop:
+        delivering = asyncio.create_task(delivery.run()) if delivery else None
+        waiting = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait(
+                [task for task in (waiting, also, delivering) if task is not None],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiting.cancel()
+            if delivery is not None and delivering is not None:
+                delivery.stop()
+                await delivering
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM, in place of their default (dying at once)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    delivering = asyncio.create_task(delivery.run()) if delivery else None
-    waiting = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait(
-            [task for task in (waiting, also, delivering) if task is not None],
-            return_when=asyncio.FIRST_COMPLETED,
-        )
+        yield stop
     finally:
-        waiting.cancel()
-        if delivery is not None and delivering is not None:
-            delivery.stop()
-            await delivering
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -529,55 +549,36 @@ def _exit_code(refused: int, delivered: bool) -> int:
 
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[tuple[Outbox, Delivery | None]]:
-    with _json_logs(args.verbose), _opened(args) as opened:
+    with json_logs(args.verbose), _opened(args) as opened:
         yield opened
 
 
-@contextlib.contextmanager
-def _json_logs(verbose: bool) -> Iterator[None]:
-    """Log records as one JSON object a line on stderr, with the hub's JsonFormatter:
-    warnings and errors, and with ``-v`` INFO too. Undone on exit (tests run many
-    commands in one process)."""
-    root = logging.getLogger()
-    requests = logging.getLogger("httpx")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    levels = root.level, requests.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
-    # httpx logs every request at INFO with the URL as given, password and all.
-    requests.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(levels[0])
-        requests.setLevel(levels[1])
+def _delivery_settings(args: argparse.Namespace) -> DeliverySettings:
+    return DeliverySettings(
+        outbox=str(args.outbox),
+        hub=args.hub,
+        token=args.token,
+        token_file=args.token_file,
+        key=args.key,
+        batch_size=args.batch_size,
+        backoff_cap=args.backoff_cap,
+        verbose=args.verbose,
+    )
 
 
 @contextlib.contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[tuple[Outbox, Delivery | None]]:
-    signer = Signer.from_file(args.key) if args.key else None
-    token: str | Callable[[], str] | None = args.token
-    if args.token_file:
-        token = token_from_file(args.token_file)
+    if args.key:
+        Signer.from_file(args.key)  # an unreadable key is told before anything starts
     if args.hub and has_credentials(args.hub):
         raise AdapterError(f"--hub: {CREDENTIALS_IN_URL}")
-    if args.hub and token is None:
+    if args.hub and not (args.token or args.token_file):
         raise AdapterError("--hub needs --token or --token-file")
     if not 1 <= args.batch_size <= MAX_BATCH:
         raise AdapterError(f"--batch-size must be 1-{MAX_BATCH}")
     outbox = Outbox(args.outbox)
     try:
-        delivery = None
-        if args.hub and token is not None:
-            delivery = Delivery(
-                outbox,
-                HubClient(args.hub, token),
-                signer=signer,
-                batch_size=args.batch_size,
-                backoff=Backoff(cap=args.backoff_cap),
-            )
+        delivery = _delivery_settings(args).delivery(outbox) if args.hub else None
         yield outbox, delivery
     finally:
         outbox.close()
