@@ -76,6 +76,7 @@ class DeliveryProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._supervising: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._waking = False
 
     @property
     def pid(self) -> int | None:
@@ -90,10 +91,18 @@ class DeliveryProcess:
 
     def wake(self) -> None:
         """New documents are queued: the child delivers now rather than at its next poll."""
+        # Called for every message stored; one byte per turn of the loop wakes the child
+        # as well as one per message, at a fraction of the system calls.
+        if not self._waking:
+            self._waking = True
+            asyncio.get_running_loop().call_soon(self._send_wake)
+
+    def _send_wake(self) -> None:
+        self._waking = False
         process = self._process
         if process is None or process.stdin is None or process.stdin.is_closing():
             return  # a new child delivers what is queued as it starts
-        # One pending byte wakes the child as well as many.
+        # A byte still unsent wakes the child as well as two.
         if process.stdin.transport.get_write_buffer_size() == 0:
             with contextlib.suppress(ConnectionError):
                 process.stdin.write(b"\n")
