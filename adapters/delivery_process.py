@@ -110,26 +110,34 @@ class DeliveryProcess:
     async def stop(self, timeout: float = 30.0) -> None:
         """Let the child finish its round and exit (killed after ``timeout`` seconds)."""
         self._stopping.set()
-        process = self._process
-        if process is not None and process.stdin is not None:
-            process.stdin.close()
+        self._close_stdin()
         if self._supervising is None:
             return
         try:
             await asyncio.wait_for(asyncio.shield(self._supervising), timeout)
         except TimeoutError:
+            process = self._process
             if process is not None and process.returncode is None:
                 process.kill()
             await self._supervising
 
+    def _close_stdin(self) -> None:
+        process = self._process
+        if process is not None and process.stdin is not None:
+            process.stdin.close()
+
     async def _supervise(self, process: asyncio.subprocess.Process | None) -> None:
+        loop = asyncio.get_running_loop()
         delay = _FIRST_RESTART
         while True:
             if process is not None:
+                started = loop.time()
                 code = await process.wait()
                 if self._stopping.is_set():
                     return
                 log.warning("the delivery process exited (code %s); starting it again", code)
+                if loop.time() - started > _LAST_RESTART:
+                    delay = _FIRST_RESTART  # it had been running well: no penalty
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
             if self._stopping.is_set():
@@ -140,6 +148,8 @@ class DeliveryProcess:
             except OSError as error:
                 log.warning("could not start the delivery process: %s", error)
                 process = None
+            if self._stopping.is_set():
+                self._close_stdin()  # stop() came while it was starting
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
