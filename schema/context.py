@@ -50,6 +50,8 @@ class Context:
     _head: SignedHead | None = None
     institutions: DataLoader[str, InstitutionRecord | None] = field(init=False)
     access: DataLoader[tuple[int, str], int] = field(init=False)
+    # The executions run with this context, for release().
+    executions: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from schema.loaders import access_loader, institution_loader
@@ -68,7 +70,19 @@ class Context:
         self._head = None
         self.rows = {}
         self.reads_on_ledger = {}
+        self.executions = []
         self.__post_init__()
+
+    def release(self) -> None:
+        """Break the reference cycles a finished request leaves, so that its objects go
+        by reference counts rather than by the cyclic collector: each loader's function
+        holds this context, and graphql-core's executor holds itself through its async
+        helpers. Under proof load the collector otherwise took ~7% of the loop, walking
+        ~50,000 such objects a pass. Only once no operation runs on this context."""
+        for execution in self.executions:
+            execution.async_helpers = None
+        self.executions = []
+        del self.institutions, self.access
 
     async def scope(self) -> Scope:
         """The documents the principal may read (grants are read once per request)."""

@@ -41,6 +41,12 @@ def _object_plan(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan
 class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
     _hub_plans: dict[tuple[str, int], tuple[Any, Plan | None]]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        executions = getattr(self.context_value, "executions", None)
+        if executions is not None:  # Context.release() breaks this one's cycle
+            executions.append(self)
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,

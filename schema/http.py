@@ -180,17 +180,20 @@ class GraphQLPost:
         refusal = guard_refusal(ctx, plan.document, request.variables)
         if refusal is not None:
             return None, refused(refusal).errors
-        result = execute(
-            self.schema._schema,
-            plan.document,
-            context_value=ctx,
-            variable_values=request.variables,
-            operation_name=request.operation_name,
-            executor_class=self.schema.execution_context_class,
-            is_awaitable=cast(Any, optimized_is_awaitable),
-        )
-        if isinstance(result, Awaitable):
-            result = await result
+        try:
+            result = execute(
+                self.schema._schema,
+                plan.document,
+                context_value=ctx,
+                variable_values=request.variables,
+                operation_name=request.operation_name,
+                executor_class=self.schema.execution_context_class,
+                is_awaitable=cast(Any, optimized_is_awaitable),
+            )
+            if isinstance(result, Awaitable):
+                result = await result
+        finally:
+            ctx.release()
         if result.errors:
             self.schema.process_errors(result.errors)  # logs the unexpected ones, as the view
         return result.data, result.errors

@@ -2,9 +2,11 @@
 
 import asyncio
 import base64
+import gc
 from typing import Any
 
 import pytest
+from strawberry.dataloader import DataLoader
 
 from hub.db import Sql
 from hub.documents.demo_data import demo_invoices
@@ -16,6 +18,7 @@ from hub.ledger.tree import leaf_hash, root_from_leaf_hashes, verify_consistency
 from schema import subscriptions
 from schema.app import build_schema
 from schema.context import Context
+from schema.executor import HubExecutionContext
 from schema.export import DEFAULT_PATH, sdl
 from tests.schema.conftest import AGENCY_FULL, HOSP_A, HOSP_B, ORIGIN, World, code_of, doc_id
 
@@ -239,3 +242,31 @@ async def test_a_page_of_bodies_is_one_access_leaf_per_body_read(world: World) -
     )
     assert all(e["node"]["body"] for e in r["data"]["documents"]["edges"])
     assert len(await _access_leaves(world)) == len(before) + len(ids) + 2
+
+
+async def test_a_request_leaves_nothing_for_the_cyclic_collector(world: World) -> None:
+    """A request's context, loaders and executor are freed when it ends (Context.release),
+    not left in reference cycles for the collector to walk under load."""
+    query = (
+        "query($id: ID!) { inclusionProof(documentId: $id) { leafIndex receipt }"
+        " documents(first: 5) { edges { node { id issuer body } } } checkpoint { treeSize } }"
+    )
+    variables = {"id": doc_id(world.docs[HOSP_A][0])}
+    # An agency reading bodies also runs both loaders (issuers, access leaves).
+    token = world.token("agency", "claims", AGENCY_FULL)
+    first = await world.gql(query, variables, token)
+    assert first.get("errors") is None and len(first["data"]["documents"]["edges"]) == 5
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        again = await world.gql(query, variables, token)
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, Context | HubExecutionContext | DataLoader)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    # (The body reads anchored access leaves meanwhile: same leaf, a larger tree.)
+    assert (
+        again["data"]["inclusionProof"]["leafIndex"] == first["data"]["inclusionProof"]["leafIndex"]
+    )
+    assert left == []
