@@ -48,10 +48,14 @@ class GroupCommit:
     async def _commit_all(self) -> None:
         try:
             while self._pending:
-                # One turn of the loop first: messages already received on other
-                # connections are read and join this commit instead of the next one
-                # (under MLLP load ~4 messages a commit became ~6; each commit blocks
-                # the loop for its fsync).
+                # Two turns of the loop first, so that messages that came in meanwhile
+                # (during the last commit's fsync, mostly) join this commit instead of
+                # the next: in the first the loop polls the sockets and wakes their
+                # readers, which are queued behind this task; in the second they read
+                # and queue their messages. Under MLLP load a commit took ~4 messages
+                # with no turn, ~5.3 with one, ~6.8 with two (+5-7% messages/s); each
+                # commit blocks the loop for its fsync.
+                await asyncio.sleep(0)
                 await asyncio.sleep(0)
                 group = self._take()
                 items = [document for documents, _ in group for document in documents]
