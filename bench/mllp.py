@@ -309,10 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = asyncio.run(run_mllp(args.messages, args.connections, args.batch_size))
     print(format_result(result))
-    print("\n".join(verdicts(result)), flush=True)
+    judged = verdicts(result)
+    print("\n".join(judged), flush=True)
     command = " ".join(["bench/mllp.py", *(argv if argv is not None else sys.argv[1:])])
     write_json(args.out / "mllp.json", result, command)
-    return 0
+    # As the gateway bench does: a missed budget fails `make bench`.
+    return 1 if any(line.startswith("FAIL") for line in judged) else 0
 
 
 if __name__ == "__main__":

@@ -260,13 +260,13 @@ def run_graphql(quick: bool, out: Path) -> int:
 
 def run_mllp(messages: int, out: Path) -> int:
     """bench/mllp.py in a fresh interpreter (it starts the hub and the adapter itself);
-    writes out/mllp.json. Its exit status is 0 when the run completed."""
+    writes out/mllp.json. Its exit status is 1 when a budget is missed, as the gateway's."""
     progress(f"[mllp] {messages:,} DFT^P03 messages end to end")
     script = Path(__file__).resolve().with_name("mllp.py")
     cmd = [sys.executable, str(script), "--messages", str(messages), "--out", str(out)]
     code = subprocess.run(cmd, check=False).returncode
     if code != 0:
-        progress(f"  FAILED: mllp (exit {code})")
+        progress(f"  FAILED: mllp (exit {code}: a missed budget, or the run broke; see above)")
     return code
 
 
