@@ -1,5 +1,4 @@
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,6 @@ from tests.adapters.fakehub import FakeHub, FakeHubServer
 from tests.adapters.test_hl7v2 import set_field
 
 TOKEN = "hospital-token"
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeHubServer]:
-    server = FakeHubServer(FakeHub(token=TOKEN))
-    server.start()
-    yield server
-    server.stop()
 
 
 def hl7_batch(tmp_path: Path, bad: bool = True) -> tuple[Path, list[dict]]:

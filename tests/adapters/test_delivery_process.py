@@ -6,10 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from adapters.delivery_process import DeliveryProcess, DeliverySettings
 from adapters.outbox import Outbox
@@ -20,15 +17,7 @@ from tests.adapters.test_delivery import doc
 from tests.adapters.test_mllp import wait_until
 from tests.pids import exited_within
 
-TOKEN = "hospital-token-0f3a9c"
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeHubServer]:
-    server = FakeHubServer(FakeHub(token=TOKEN))
-    server.start()
-    yield server
-    server.stop()
+TOKEN = FakeHub().token
 
 
 def settings(outbox: Path, hub: FakeHubServer, **more: object) -> DeliverySettings:
