@@ -180,20 +180,20 @@ class GraphQLPost:
         refusal = guard_refusal(ctx, plan.document, request.variables)
         if refusal is not None:
             return None, refused(refusal).errors
-        try:
-            result = execute(
-                self.schema._schema,
-                plan.document,
-                context_value=ctx,
-                variable_values=request.variables,
-                operation_name=request.operation_name,
-                executor_class=self.schema.execution_context_class,
-                is_awaitable=cast(Any, optimized_is_awaitable),
-            )
-            if isinstance(result, Awaitable):
-                result = await result
-        finally:
-            ctx.release()
+        result = execute(
+            self.schema._schema,
+            plan.document,
+            context_value=ctx,
+            variable_values=request.variables,
+            operation_name=request.operation_name,
+            executor_class=self.schema.execution_context_class,
+            is_awaitable=cast(Any, optimized_is_awaitable),
+        )
+        if isinstance(result, Awaitable):
+            result = await result
+        # Only once the whole operation is done (a cancelled one may leave resolvers
+        # running on this context; the collector takes that one).
+        ctx.release()
         if result.errors:
             self.schema.process_errors(result.errors)  # logs the unexpected ones, as the view
         return result.data, result.errors
