@@ -5,11 +5,16 @@ whichever replica answers, and a restart keeps what the witnesses already signed
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from hub.db import Database, Sql
 from hub.ledger.cosignature import Cosignature
 from hub.ledger.policy import Policy
 from hub.ledger.storage import SignedHead, read_checkpoint
+
+if TYPE_CHECKING:
+    from hub.services import Hub
 
 # How many of the newest cosigned sizes to look through for one meeting the quorum.
 SCAN_SIZES = 64
@@ -83,3 +88,32 @@ async def newest_witnessed(db: Database, policy: Policy) -> SignedHead | None:
             if head is not None:
                 return with_cosignatures(head, cosigs)
     return None
+
+
+def rfc3339(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def policy_cosignatures(hub: "Hub", size: int) -> list[StoredCosignature]:
+    """The stored cosignatures on checkpoint ``size`` by the hub's policy's witnesses."""
+    policy = hub.policy
+    if policy is None:
+        return []
+    known = {(w.key.name, w.key.key_id) for w in policy.witnesses.values()}
+    return [c for c in await cosignatures_of(hub.db, size) if (c.witness, c.key_id) in known]
+
+
+async def meets_quorum(hub: "Hub", size: int) -> bool:
+    policy = hub.policy
+    if policy is None:
+        return False
+    return policy.quorum_met(_members(policy, await policy_cosignatures(hub, size)))
+
+
+async def cosigned_note(hub: "Hub", head: SignedHead) -> str:
+    """``head``'s note with its stored cosignature lines (as is without a policy)."""
+    if hub.policy is None:
+        return head.note
+    cosigs = await policy_cosignatures(hub, head.size)
+    present = set(head.note.split("\n"))
+    return head.note + "".join(c.line for c in cosigs if c.line[:-1] not in present)
