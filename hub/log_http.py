@@ -52,10 +52,11 @@ async def key(request: Request) -> Response:
 
 
 async def policy(request: Request) -> Response:
-    """The witness policy checkpoints are held to (404 when the log has none)."""
+    """The witness policy checkpoints are held to; 204 when the log has none (not an error:
+    browsers log a 404 as one)."""
     found = _hub(request).policy
     if found is None:
-        return _not_found()
+        return Response(status_code=204, headers=_NO_CACHE)
     return PlainTextResponse(found.text, headers=_NO_CACHE)
 
 
