@@ -55,7 +55,13 @@ class WitnessLink:
 class Witnessing:
     """The hub side of the witness protocol, for one policy."""
 
-    def __init__(self, db: Database, tiles: TileReader, policy: Policy) -> None:
+    def __init__(
+        self,
+        db: Database,
+        tiles: TileReader,
+        policy: Policy,
+        mounts: dict[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
         self.db = db
         self.tiles = tiles
         self.policy = policy
@@ -63,6 +69,8 @@ class Witnessing:
         self.head_size = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
+        self._mounts = mounts  # in-process witnesses (tests), by URL prefix
+        self._changed = asyncio.Condition()
 
     def wake(self, *_: object) -> None:
         """A checkpoint was signed: have every witness offered the newest one."""
@@ -72,7 +80,7 @@ class Witnessing:
     async def start(self) -> None:
         if self._tasks:
             return
-        self._client = httpx.AsyncClient(timeout=TIMEOUT)
+        self._client = httpx.AsyncClient(timeout=TIMEOUT, mounts=self._mounts)
         for link in self.links:
             key = link.witness.key
             newest = await newest_cosigned_by(self.db, key.name, key.key_id)
@@ -152,6 +160,8 @@ class Witnessing:
                 raise WitnessFailed("the answer carries no cosignature by the witness's key")
             await store_cosignatures(self.db, head.size, found)
             link.size = link.cosigned = head.size
+            async with self._changed:
+                self._changed.notify_all()
             log.info(
                 "witness cosigned",
                 extra={
@@ -162,6 +172,13 @@ class Witnessing:
             )
             return
         raise WitnessFailed("the witness keeps changing its size")
+
+    async def wait_cosigned(self, size: int, count: int) -> None:
+        """Until ``count`` witnesses have cosigned a checkpoint of ``size`` or larger."""
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: sum(link.cosigned >= size for link in self.links) >= count
+            )
 
     def stats(self) -> list[tuple[str, int, int]]:
         """(witness, lag in entries behind the newest head seen, failures) per witness."""
