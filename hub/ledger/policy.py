@@ -72,6 +72,16 @@ class Policy:
         have = sum(1 for m in group.members if self.witnessed(m, cosigned))
         return have >= group.threshold
 
+    def fewest(self, name: str | None = None) -> int:
+        """The fewest witnesses whose cosignatures can meet ``name`` (the quorum by default)."""
+        name = self.quorum if name is None else name
+        if name == NONE:
+            return 0
+        if name in self.witnesses:
+            return 1
+        group = self.groups[name]
+        return sum(sorted(self.fewest(m) for m in group.members)[: group.threshold])
+
     def quorum_met(self, cosigned: Collection[str]) -> bool:
         return self.witnessed(self.quorum, cosigned)
 

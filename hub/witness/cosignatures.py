@@ -16,7 +16,7 @@ from hub.ledger.storage import SignedHead, read_checkpoint
 if TYPE_CHECKING:
     from hub.services import Hub
 
-# How many of the newest cosigned sizes to look through for one meeting the quorum.
+# How many of the newest sizes with enough cosignatures to look through for the quorum.
 SCAN_SIZES = 64
 
 
@@ -73,11 +73,13 @@ async def newest_witnessed(db: Database, policy: Policy) -> SignedHead | None:
     if policy.quorum_met([]):
         head = await read_checkpoint(db)
         return head and with_cosignatures(head, await cosignatures_of(db, head.size))
+    # Only sizes with enough cosignatures to possibly meet the quorum: with witnesses
+    # down, the newest sizes carry too few, and the witnessed one may be far below them.
     rows = await db.sql.fetch(
         "SELECT size, witness, key_id, at, line FROM ledger_cosignatures WHERE size IN"
-        " (SELECT DISTINCT size FROM ledger_cosignatures ORDER BY size DESC LIMIT ?)"
-        " ORDER BY size DESC, id",
-        [SCAN_SIZES],
+        " (SELECT size FROM ledger_cosignatures GROUP BY size HAVING COUNT(*) >= ?"
+        " ORDER BY size DESC LIMIT ?) ORDER BY size DESC, id",
+        [policy.fewest(), SCAN_SIZES],
     )
     by_size: dict[int, list[StoredCosignature]] = {}
     for s, w, k, a, line in rows:

@@ -85,3 +85,25 @@ async def test_checkpoints_are_offered_stored_and_served(
             "w2.example",
         ]
         assert format_verifier_key(hub.signer.verifier) in hub.witnesses.policy.text
+
+
+async def test_the_witnessed_checkpoint_is_found_below_many_short_ones(
+    witnessed: tuple[Hub, list[str]],
+) -> None:
+    """One witness alone cosigning many newer checkpoints hides no older witnessed one."""
+    from hub.ledger.cosignature import Cosignature
+    from hub.ledger.storage import read_checkpoint
+    from hub.witness.cosignatures import SCAN_SIZES, newest_witnessed, store_cosignatures
+
+    hub, _ = witnessed
+    assert hub.witnesses is not None
+    w0, w1 = (w.key for w in list(hub.witnesses.policy.witnesses.values())[:2])
+    head = await read_checkpoint(hub.db)
+    assert head is not None
+    await store_cosignatures(
+        hub.db, head.size, [Cosignature(w0, 1, "a\n"), Cosignature(w1, 1, "b\n")]
+    )
+    for size in range(head.size + 1, head.size + SCAN_SIZES + 10):
+        await store_cosignatures(hub.db, size, [Cosignature(w0, 2, "c\n")])
+    found = await newest_witnessed(hub.db, hub.witnesses.policy)
+    assert found is not None and found.size == head.size

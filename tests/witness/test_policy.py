@@ -89,3 +89,13 @@ def test_a_checkpoint_meets_the_policy_only_with_its_quorum() -> None:
     other = parse_signer_key(generate_signer_key("log.example/x")[0])
     with pytest.raises(ValueError):
         policy.verify(sign_note(BODY, other) + cosign(ws[0], BODY, 1) + cosign(ws[1], BODY, 1))
+
+
+def test_fewest_witnesses_that_can_meet_the_quorum() -> None:
+    ws = _witnesses(5)
+    policy = parse_policy(
+        _policy(ws, "group a 2 W0 W1 W2\ngroup b any W3 W4\ngroup q all a b\nquorum q\n")
+    )
+    assert policy.fewest() == 3
+    assert parse_policy(_policy(ws, "quorum W2\n")).fewest() == 1
+    assert parse_policy("quorum none\n").fewest() == 0
