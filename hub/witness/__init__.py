@@ -1,0 +1,1 @@
+"""Witnesses (C2SP tlog-witness): the witness server, the hub offering it checkpoints, the monitor."""
