@@ -1,1 +1,2 @@
-"""Witnesses (C2SP tlog-witness): the witness server, the hub offering it checkpoints, the monitor."""
+"""Witnesses (C2SP tlog-witness): the witness server, the hub side offering it
+checkpoints, and the monitor."""
