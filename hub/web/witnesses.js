@@ -85,24 +85,13 @@ export async function cosignatures(note, policy) {
   return found;
 }
 
-// Fill #witnesses for the receipt's checkpoint; hidden when the log has no policy.
-export async function showWitnesses(receiptText) {
+let shown = null; // {state, found}: re-drawn in the page's language when it switches
+
+function draw() {
   const box = document.getElementById("witnesses");
-  if (!box) return;
-  box.hidden = true;
-  const response = await fetch("/log/policy", { credentials: "omit", cache: "no-store" });
-  if (response.status === 204) return; // the log names no witnesses
-  const lang = document.documentElement.lang.startsWith("zh") ? "zh" : "en";
-  const t = TEXT[lang];
-  let state = "no";
-  let found = [];
-  try {
-    const policy = await parsePolicy(await response.text());
-    found = await cosignatures(parseReceipt(receiptText).note, policy);
-    state = witnessed(policy, policy.quorum, new Set(found.map((c) => c.name))) ? "yes" : "no";
-  } catch {
-    state = "bad";
-  }
+  if (!box || !shown) return;
+  const t = TEXT[document.documentElement.lang.startsWith("zh") ? "zh" : "en"];
+  const { state, found } = shown;
   box.dataset.witnessed = state;
   box.setAttribute("role", state === "yes" ? "status" : "alert");
   const list = document.createElement("ul");
@@ -119,3 +108,28 @@ export async function showWitnesses(receiptText) {
   box.replaceChildren(title, verdict, list);
   box.hidden = false;
 }
+
+// Fill #witnesses for the receipt's checkpoint; hidden when the log has no policy.
+export async function showWitnesses(receiptText) {
+  const box = document.getElementById("witnesses");
+  if (!box) return;
+  box.hidden = true;
+  shown = null;
+  const response = await fetch("/log/policy", { credentials: "omit", cache: "no-store" });
+  if (response.status === 204) return; // the log names no witnesses
+  let state = "no";
+  let found = [];
+  try {
+    const policy = await parsePolicy(await response.text());
+    found = await cosignatures(parseReceipt(receiptText).note, policy);
+    state = witnessed(policy, policy.quorum, new Set(found.map((c) => c.name))) ? "yes" : "no";
+  } catch {
+    state = "bad";
+  }
+  shown = { state, found };
+  draw();
+}
+
+// Once every click handler has run, the page's own among them (it switches the language):
+// a task, not a microtask, which would run between the two handlers.
+document.getElementById("lang")?.addEventListener("click", () => setTimeout(draw));

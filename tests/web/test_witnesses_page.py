@@ -108,3 +108,12 @@ def test_a_split_view_receipt_warns(visit: Visit, live_hub: LiveHub) -> None:
     verdict = _open(visit, live_hub)
     assert visit.page.locator("#witnesses").get_attribute("data-witnessed") == "no"
     assert verdict["verdict"] == "fail"  # and the log's own history disagrees with it
+
+
+def test_the_witness_box_follows_the_language_switch(visit: Visit, live_hub: LiveHub) -> None:
+    _rewrite(visit, lambda r: _cosigned(r, WITNESSES[:1]))
+    _open(visit, live_hub)
+    box = visit.page.locator("#witnesses")
+    assert "未经见证" in box.inner_text()
+    visit.page.locator("#lang").click()
+    visit.page.locator("#witnesses", has_text="Not witnessed").wait_for()
