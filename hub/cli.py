@@ -191,6 +191,10 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             )
     else:
         create_log_key(settings.log_key_path, settings.origin)
+    if settings.witness_policy is not None:
+        from hub.services import load_policy
+
+        load_policy(settings.witness_policy)  # a bad policy is a one-line error, not a crash
     if args.demo:
         await _prepare_demo(settings, args)
     config = uvicorn.Config(

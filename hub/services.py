@@ -17,7 +17,8 @@ from hub.sqlite_integrator import SqliteIntegrator
 from hub.witness.submitter import Witnessing
 
 
-def _load_policy(path: Path) -> Policy:
+def load_policy(path: Path) -> Policy:
+    """The HUB_WITNESS_POLICY file, parsed; ConfigError naming what is wrong."""
     try:
         return parse_policy(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -67,7 +68,7 @@ class Hub:
         tiles = TileReader(db)
         witnesses = None
         if settings.witness_policy is not None:
-            policy = _load_policy(settings.witness_policy)
+            policy = load_policy(settings.witness_policy)
             witnesses = Witnessing(db, tiles, policy)
             sequencer.observer = witnesses.wake
         return cls(

@@ -35,3 +35,13 @@ def test_serve_refuses_a_key_that_is_not_a_log_key(tmp_path: Path) -> None:
         "x+00000000+AQ==",
     )
     assert missing.returncode != 0
+
+
+def test_serve_names_what_is_wrong_with_the_policy(tmp_path: Path) -> None:
+    env = {**os.environ, "HUB_DATA_DIR": str(tmp_path), "HUB_DATABASE_URL": "sqlite://:memory:"}
+    (tmp_path / "policy.txt").write_text("witness a b\nquorum a\n")
+    for policy, reason in [("policy.txt", "policy line 1"), ("missing.txt", "cannot read")]:
+        run = hub_cli({**env, "HUB_WITNESS_POLICY": str(tmp_path / policy)}, "serve", "--port", "0")
+        assert run.returncode != 0
+        assert "HUB_WITNESS_POLICY" in run.stderr and reason in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
