@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
             return
         started = await Hub.start(settings)
         metrics.attach(started)
+        if started.witnesses is not None:
+            await started.witnesses.start()
         app.state.hub = started
         # What start-up built (schema, types, keys) lives as long as the process: keep it
         # out of the collector's full passes, which otherwise walk it again and again

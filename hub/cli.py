@@ -164,8 +164,13 @@ async def cmd_proof_verify(args: argparse.Namespace, settings: Settings) -> int:
     text = Path(args.file).read_text(encoding="utf-8")
     leaf = _document_leaf(Path(args.document)) if args.document else None
     cp = verify_receipt(text, verifier, leaf)
+    witnessed = ""
+    if args.policy:
+        from hub.witness.verify import check_receipt_policy
+
+        witnessed = check_receipt_policy(text, Path(args.policy), verifier)
     what = "document" if leaf is not None else "entry"
-    print(f"OK: {what} is included in {cp.origin} at tree size {cp.size}")
+    print(f"OK: {what} is included in {cp.origin} at tree size {cp.size}{witnessed}")
     return 0
 
 
@@ -186,6 +191,10 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             )
     else:
         create_log_key(settings.log_key_path, settings.origin)
+    if settings.witness_policy is not None:
+        from hub.services import load_policy
+
+        load_policy(settings.witness_policy)  # a bad policy is a one-line error, not a crash
     if args.demo:
         await _prepare_demo(settings, args)
     config = uvicorn.Config(
@@ -299,7 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     pverify.add_argument("file")
     pverify.add_argument("--key", required=True, help="the log's verifier key (GET /log/key)")
     pverify.add_argument("--document", help="the document export (JSON with body and salt)")
+    pverify.add_argument("--policy", help="a C2SP tlog-policy file the checkpoint must meet")
     pverify.set_defaults(handler=cmd_proof_verify)
+
+    from hub.witness.cli import register as register_witness
+
+    register_witness(sub)
 
     adapter = sub.add_parser("adapter", help="hospital-side adapters")
     adapter_sub = adapter.add_subparsers(dest="adapter", required=True)

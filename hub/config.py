@@ -24,6 +24,8 @@ class Settings:
     # GraphQL requests per second per principal (per client address without a token),
     # bursts of twice that; 0 turns the limit off (benchmarks, trusted gateways in front).
     rate_limit: float = 100.0
+    # A C2SP tlog-policy file naming the witnesses; None: the log is not witnessed.
+    witness_policy: Path | None = None
 
     @property
     def prod(self) -> bool:
@@ -69,4 +71,5 @@ class Settings:
             log_key_file=path("HUB_LOG_KEY_FILE"),
             jwt_key_file=path("HUB_JWT_KEY_FILE"),
             rate_limit=rate_limit,
+            witness_policy=path("HUB_WITNESS_POLICY"),
         )

@@ -1,54 +1,33 @@
-"""The public, token-free read path of the log (C2SP tlog-tiles, checkpoints, key)."""
+"""The public, token-free read path of the log (C2SP tlog-tiles, checkpoints, key, policy).
 
-import re
+Tiles and entry bundles are addressed by their canonical tlog-tiles path only (see
+`hub.ledger.layout`); anything else is 404. Both are immutable once served, partial ones
+included: a partial tile names its width, and the first W hashes of a tile never change.
+"""
+
+import gzip
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from hub.ledger.storage import (
+from hub.ledger.layout import (
     BUNDLE_SIZE,
+    TILE_WIDTH,
+    TilePath,
     decode_bundle,
     encode_bundle,
-    read_bundle,
-    read_checkpoint,
-    read_tile,
+    parse_tile_path,
 )
-from hub.ledger.tiles import TILE_WIDTH
+from hub.ledger.storage import read_bundle, read_checkpoint, read_tile
 from hub.ledger.tree import HASH_SIZE
 from hub.services import Hub
+from hub.witness.cosignatures import newest_witnessed
 
-# ASCII digits only: \d would admit other scripts' digits, and int() reads them.
-_SEGMENT = re.compile(r"x[0-9]{3}")
-_LAST = re.compile(r"[0-9]{3}")
-# No tree of fewer than 2**64 leaves has a tile above level 7 or more than 2**48 tiles at a
-# level (tiles.tile_key packs the index in 48 bits: a larger one would alias another
-# level's tile, and a huge one overflows the database's 64-bit integers).
-_MAX_LEVEL = 7
-_MAX_INDEX = (1 << 48) - 1
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 _NO_CACHE = {"Cache-Control": "no-cache"}
-
-
-def parse_tile_index(path: str) -> tuple[int, int | None]:
-    """`x001/x234/067[.p/W]` -> (1234067, W or None); ValueError when malformed."""
-    parts = path.split("/")
-    width = None
-    if len(parts) >= 2 and parts[-2].endswith(".p"):
-        if not parts[-1].isdigit() or parts[-1] != str(int(parts[-1])):
-            raise ValueError("bad partial width")
-        width = int(parts[-1])
-        if not 0 < width < TILE_WIDTH:
-            raise ValueError("partial width out of range")
-        parts = [*parts[:-2], parts[-2][:-2]]
-    if (
-        not parts
-        or not _LAST.fullmatch(parts[-1])
-        or not all(_SEGMENT.fullmatch(p) for p in parts[:-1])
-    ):
-        raise ValueError("bad tile index")
-    digits = "".join(p.lstrip("x") for p in parts)
-    return int(digits), width
+# Until witnesses have cosigned a checkpoint, ask clients back soon.
+RETRY_AFTER_SECONDS = 2
 
 
 def _hub(request: Request) -> Hub:
@@ -57,9 +36,14 @@ def _hub(request: Request) -> Hub:
 
 
 async def checkpoint(request: Request) -> Response:
-    head = await read_checkpoint(_hub(request).db)
+    hub = _hub(request)
+    policy = hub.policy
+    head = await (read_checkpoint(hub.db) if policy is None else newest_witnessed(hub.db, policy))
     if head is None:
-        return PlainTextResponse("no checkpoint yet\n", status_code=503)
+        message = "no checkpoint yet\n" if policy is None else "no witnessed checkpoint yet\n"
+        return PlainTextResponse(
+            message, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
     return PlainTextResponse(head.note, headers=_NO_CACHE)
 
 
@@ -67,54 +51,79 @@ async def key(request: Request) -> Response:
     return PlainTextResponse(_hub(request).verifier_key + "\n")
 
 
+async def policy(request: Request) -> Response:
+    """The witness policy checkpoints are held to; 204 when the log has none (not an error:
+    browsers log a 404 as one)."""
+    found = _hub(request).policy
+    if found is None:
+        return Response(status_code=204, headers=_NO_CACHE)
+    return PlainTextResponse(found.text, headers=_NO_CACHE)
+
+
 def _not_found() -> Response:
     return PlainTextResponse("not found\n", status_code=404)
 
 
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header admits gzip (RFC 9110 12.5.3: q=0 refuses)."""
+    for item in header.split(","):
+        coding, *params = (p.strip() for p in item.split(";"))
+        if coding.lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
 async def tile(request: Request) -> Response:
     try:
-        level = int(request.path_params["level"])
-        index, width = parse_tile_index(request.path_params["index"])
+        path = parse_tile_path(request.path_params["path"])
     except ValueError:
         return _not_found()
-    if level > _MAX_LEVEL or index > _MAX_INDEX:
-        return _not_found()
-    found = await read_tile(_hub(request).db, level, index)
+    return await (_tile if path.level is not None else _entries)(request, path)
+
+
+async def _tile(request: Request, path: TilePath) -> Response:
+    assert path.level is not None
+    found = await read_tile(_hub(request).db, path.level, path.index)
     if found is None:
         return _not_found()
     stored_width, blob = found
-    want = width or TILE_WIDTH
-    if stored_width < want or (width is None and stored_width != TILE_WIDTH):
+    want = path.width or TILE_WIDTH
+    if stored_width < want or (path.width is None and stored_width != TILE_WIDTH):
         return _not_found()
-    headers = _IMMUTABLE if width is None else _NO_CACHE
     return Response(
-        blob[: want * HASH_SIZE], media_type="application/octet-stream", headers=headers
+        blob[: want * HASH_SIZE], media_type="application/octet-stream", headers=_IMMUTABLE
     )
 
 
-async def entries(request: Request) -> Response:
-    try:
-        index, width = parse_tile_index(request.path_params["index"])
-    except ValueError:
-        return _not_found()
-    if index > _MAX_INDEX:
-        return _not_found()
-    found = await read_bundle(_hub(request).db, index)
+async def _entries(request: Request, path: TilePath) -> Response:
+    found = await read_bundle(_hub(request).db, path.index)
     if found is None:
         return _not_found()
     stored_width, data = found
-    want = width or BUNDLE_SIZE
-    if stored_width < want or (width is None and stored_width != BUNDLE_SIZE):
+    want = path.width or BUNDLE_SIZE
+    if stored_width < want or (path.width is None and stored_width != BUNDLE_SIZE):
         return _not_found()
     if want != stored_width:
         data = encode_bundle(decode_bundle(data)[:want])
-    headers = _IMMUTABLE if width is None else _NO_CACHE
+    headers = {**_IMMUTABLE, "Vary": "Accept-Encoding"}
+    if accepts_gzip(request.headers.get("accept-encoding", "")):
+        # mtime=0: the same bundle always compresses to the same bytes (caches, ETags).
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+        headers["Content-Encoding"] = "gzip"
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
 routes = [
     Route("/log/checkpoint", checkpoint),
     Route("/log/key", key),
-    Route("/log/tile/entries/{index:path}", entries),
-    Route("/log/tile/{level:int}/{index:path}", tile),
+    Route("/log/policy", policy),
+    Route("/log/tile/{path:path}", tile),
 ]

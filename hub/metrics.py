@@ -30,6 +30,7 @@ from hub.documents.service import DocumentService, SubmitResult, SubmittedDocume
 from hub.ledger.sequencer import Integrated, Sequencer
 from hub.ledger.storage import SignedHead
 from hub.services import Hub
+from hub.witness.metrics import WitnessCollector
 
 log = logging.getLogger(__name__)
 OTHER = "other"
@@ -99,6 +100,7 @@ class Metrics:
 
     def __init__(self, operations: Collection[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._witness_metrics = False
         self.operations = frozenset(operations)
         self.documents = Counter(
             "hub_documents",
@@ -155,7 +157,19 @@ class Metrics:
 
     def attach(self, hub: Hub) -> None:
         """Observe the hub's integrations and count what its submissions come to."""
-        hub.sequencer.observer = self.observe_integration
+        witnesses = hub.witnesses
+        if witnesses is None:
+            hub.sequencer.observer = self.observe_integration
+        else:
+
+            def observe(done: Integrated) -> None:
+                self.observe_integration(done)
+                witnesses.wake()
+
+            hub.sequencer.observer = observe
+            if not self._witness_metrics:
+                self.registry.register(WitnessCollector(witnesses))
+                self._witness_metrics = True
         hub.documents = MeteredDocumentService(hub.db, hub.sequencer, self)
 
     async def endpoint(self, request: Request) -> Response:

@@ -42,6 +42,21 @@ class LedgerCheckpoint(Model):
         table = "ledger_checkpoints"
 
 
+class LedgerCosignature(Model):
+    """A witness's cosignature on a checkpoint the log signed (C2SP tlog-cosignature v1)."""
+
+    id = fields.BigIntField(primary_key=True)
+    size = fields.BigIntField(db_index=True)  # ledger_checkpoints.size it cosigns
+    witness = fields.CharField(max_length=255)  # the witness's key name
+    key_id = fields.BinaryField()
+    at = fields.BigIntField()  # the cosignature's timestamp, POSIX seconds
+    line = fields.TextField()  # the note signature line, newline included
+
+    class Meta:
+        table = "ledger_cosignatures"
+        unique_together = (("size", "witness", "key_id"),)
+
+
 class Institution(Model):
     id = fields.CharField(max_length=64, primary_key=True)
     name = fields.CharField(max_length=200)

@@ -1,16 +1,30 @@
 """The running hub's parts, built once from Settings and shared by HTTP, GraphQL and CLI."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hub.config import Settings
 from hub.db import Database, migrate
 from hub.documents.service import DocumentService
+from hub.errors import ConfigError
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer, format_verifier_key
+from hub.ledger.policy import Policy, parse_policy
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import TileReader
 from hub.sqlite_integrator import AVAILABLE as INTEGRATOR_AVAILABLE
 from hub.sqlite_integrator import SqliteIntegrator
+from hub.witness.submitter import Witnessing
+
+
+def load_policy(path: Path) -> Policy:
+    """The HUB_WITNESS_POLICY file, parsed; ConfigError naming what is wrong."""
+    try:
+        return parse_policy(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"HUB_WITNESS_POLICY: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"HUB_WITNESS_POLICY: {path}: {exc}") from None
 
 
 @dataclass
@@ -22,6 +36,12 @@ class Hub:
     documents: DocumentService
     tiles: TileReader
     extras: dict[str, object] = field(default_factory=dict)
+    # Set when HUB_WITNESS_POLICY names witnesses (hub.witness.submitter.Witnessing).
+    witnesses: Witnessing | None = None
+
+    @property
+    def policy(self) -> Policy | None:
+        return self.witnesses.policy if self.witnesses is not None else None
 
     @property
     def verifier_key(self) -> str:
@@ -45,16 +65,25 @@ class Hub:
         )
         sequencer = Sequencer(db, signer, settings.origin, integrator=integrator)
         await sequencer.ensure_head()
+        tiles = TileReader(db)
+        witnesses = None
+        if settings.witness_policy is not None:
+            policy = load_policy(settings.witness_policy)
+            witnesses = Witnessing(db, tiles, policy)
+            sequencer.observer = witnesses.wake
         return cls(
             settings=settings,
             db=db,
             signer=signer,
             sequencer=sequencer,
             documents=DocumentService(db, sequencer),
-            tiles=TileReader(db),
+            tiles=tiles,
+            witnesses=witnesses,
         )
 
     async def stop(self) -> None:
+        if self.witnesses is not None:
+            await self.witnesses.stop()
         if self.sequencer.integrator is not None:
             await self.sequencer.integrator.close()
         await self.db.close()

@@ -27,6 +27,13 @@ from hub.institutions import InstitutionRecord
 from hub.ledger.receipt import Receipt, format_receipt
 from hub.ledger.storage import SignedHead
 from hub.ledger.tree import leaf_hash
+from hub.witness.cosignatures import (
+    cosigned_note,
+    meets_quorum,
+    newest_witnessed,
+    policy_cosignatures,
+    rfc3339,
+)
 from schema.limits import MAX_ACCESS_EVENTS
 from schema.permissions import context
 
@@ -75,12 +82,27 @@ class SubmitStatus(Enum):
     REJECTED = "REJECTED"
 
 
+@strawberry.type(description="A witness's C2SP tlog-cosignature on a checkpoint")
+class Cosignature:
+    witness: str = strawberry.field(description="The witness's key name")
+    at: str = strawberry.field(description="When the witness cosigned, RFC 3339")
+
+
 @strawberry.type
 class Checkpoint:
     origin: str
     tree_size: int
     root_hash: str = strawberry.field(description="Merkle root, standard base64")
     note: str = strawberry.field(description="The C2SP tlog-checkpoint signed note, verbatim")
+
+    @strawberry.field(description="Cosignatures of the policy's witnesses on this checkpoint")
+    async def cosignatures(self, info: Info) -> list[Cosignature]:
+        found = await policy_cosignatures(context(info).hub, self.tree_size)
+        return [Cosignature(witness=c.witness, at=rfc3339(c.at)) for c in found]
+
+    @strawberry.field(description="Whether its cosignatures meet the witness policy's quorum")
+    async def witnessed(self, info: Info) -> bool:
+        return await meets_quorum(context(info).hub, self.tree_size)
 
     @classmethod
     def of(cls, head: SignedHead) -> "Checkpoint":
@@ -120,8 +142,14 @@ async def inclusion_proof(info: Info, index: int, data: bytes, size: int | None)
         raise BadInput("treeSize: the log signed no checkpoint of this size")
     if index >= head.size:
         raise BadInput("treeSize: must be larger than the leaf index")
+    if size is None and hub.policy is not None:
+        # The newest checkpoint the witnesses cosigned, when it covers the leaf: a receipt
+        # a verifier holding the policy accepts offline.
+        witnessed = await newest_witnessed(hub.db, hub.policy)
+        head = witnessed if witnessed is not None and witnessed.size > index else head
     hashes = await hub.tiles.inclusion_proof(index, head.size)
-    receipt = format_receipt(Receipt(index, tuple(hashes), head.note, extra=data))
+    note = await cosigned_note(hub, head)
+    receipt = format_receipt(Receipt(index, tuple(hashes), note, extra=data))
     return InclusionProof(
         leaf_index=index,
         tree_size=head.size,

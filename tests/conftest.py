@@ -33,6 +33,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("CI=true requires HUB_TEST_POSTGRES_URL (PostgreSQL tests)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Browser tests last: Playwright's sync API keeps an event loop running in the main
+    # thread for the whole session, and every asyncio test collected after it would fail.
+    web = Path(__file__).parent / "web"
+    items.sort(key=lambda item: Path(item.path).is_relative_to(web))
+
+
 def _pg_url_for(name: str) -> str:
     base, _, _ = PG_URL.rpartition("/")
     return f"{base}/{name}"

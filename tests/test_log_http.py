@@ -11,8 +11,8 @@ from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
 from hub.documents.service import CREATED, DocumentInput
 from hub.institutions import add_institution
 from hub.ledger.checkpoint import open_checkpoint
+from hub.ledger.layout import parse_tile_index
 from hub.ledger.note import parse_verifier_key
-from hub.log_http import parse_tile_index
 from hub.services import Hub
 
 SIZE = 600  # two full level-0 tiles, a partial one of 88, a level-1 tile of 2
@@ -175,6 +175,15 @@ NOT_FOUND = [
     "/log/tile/entries/",
     "/log/tile/entries/000.p/256",
     "/log/tile/0/%D9%A0%D9%A0%D9%A1",  # ٠٠١
+    # non-canonical spellings of tiles that exist (C2SP tlog-tiles: one URL per tile)
+    "/log/tile/00/000",
+    "/log/tile/01/000.p/2",
+    "/log/tile/0/x000/000",
+    "/log/tile/0/x000/001",
+    "/log/tile/0/x000/x000/001",
+    "/log/tile/entries/x000/000",
+    "/log/tile/+0/000",
+    "/log/tile/0/000.p/+5",
 ]
 
 
@@ -235,3 +244,26 @@ def test_parse_tile_index(path: str, expected: tuple[int, int | None]) -> None:
 def test_parse_tile_index_rejects(path: str) -> None:
     with pytest.raises(ValueError):
         parse_tile_index(path)
+
+
+async def test_bundles_are_gzipped_for_clients_that_accept_it(client: httpx.AsyncClient) -> None:
+    plain = await client.get("/log/tile/entries/000", headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    zipped = await client.get("/log/tile/entries/000", headers={"Accept-Encoding": "br, gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    assert zipped.content == plain.content  # httpx decoded it: the same bundle
+    refused = await client.get("/log/tile/entries/000", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/log/tile/0/000", "/log/tile/0/002.p/10", "/log/tile/1/000.p/2", "/log/tile/entries/002.p/3"],
+)
+async def test_tiles_and_bundles_partial_included_are_immutable(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    got = await client.get(path)
+    assert got.status_code == 200
+    assert got.headers["cache-control"] == "public, max-age=31536000, immutable"

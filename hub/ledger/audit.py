@@ -20,8 +20,9 @@ from hub.documents.canonical import (
 )
 from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import open_checkpoint
+from hub.ledger.layout import BUNDLE_SIZE, decode_bundle
 from hub.ledger.note import NoteError, Verifier
-from hub.ledger.storage import BUNDLE_SIZE, decode_bundle, root_from_tiles
+from hub.ledger.storage import root_from_tiles
 from hub.ledger.tiles import (
     TILE_WIDTH,
     StoredTile,

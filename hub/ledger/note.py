@@ -42,6 +42,7 @@ __all__ = [
     "parse_signer_key",
     "parse_verifier_key",
     "sign_note",
+    "split_note",
 ]
 
 ALG_ED25519 = 0x01
@@ -287,12 +288,10 @@ def sign_note(text: str, *signers: Signer) -> str:
     return text + "\n" + "".join(lines)
 
 
-def open_note(note: str, verifiers: Sequence[Verifier]) -> tuple[str, list[Verifier]]:
-    """Verify ``note`` against the known ``verifiers``; return (text, verifiers that signed).
+def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
+    """A note's text and its signature lines as (key name, key ID || signature) pairs.
 
-    As the spec requires: signatures whose (name, key ID) is unknown are ignored; a known
-    key's signature that fails is an error; at least one known key must have signed.
-    Repeated signatures by one key are checked once (like the Go implementation).
+    Checks the note's form only; whose signatures they are is the caller's business.
     """
     if not _is_utf8(note) or _has_control(note, allow_newline=True):
         raise NoteError("malformed note: must be UTF-8 without control characters")
@@ -302,19 +301,10 @@ def open_note(note: str, verifiers: Sequence[Verifier]) -> tuple[str, list[Verif
     text, sig_block = note[: split + 1], note[split + 2 :]
     if not sig_block.endswith("\n"):
         raise NoteError("malformed note: signature block must end with a newline")
-
-    known: dict[tuple[str, bytes], list[Verifier]] = {}
-    for v in verifiers:
-        same = known.setdefault((v.name, v.key_id), [])
-        if v not in same:
-            same.append(v)
-
-    msg = text.encode("utf-8")
     lines = sig_block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise NoteError(f"malformed note: more than {MAX_SIGNATURES} signatures")
-    signed: list[Verifier] = []
-    seen: set[tuple[str, bytes]] = set()
+    signatures = []
     for line in lines:
         if not line.startswith(_SIG_PREFIX):
             raise NoteError(f"malformed note: not a signature line: {line[:40]!r}")
@@ -324,6 +314,28 @@ def open_note(note: str, verifiers: Sequence[Verifier]) -> tuple[str, list[Verif
         blob = b64decode(b64, "malformed note: signature")
         if len(blob) < 5:
             raise NoteError("malformed note: signature too short")
+        signatures.append((name, blob))
+    return text, signatures
+
+
+def open_note(note: str, verifiers: Sequence[Verifier]) -> tuple[str, list[Verifier]]:
+    """Verify ``note`` against the known ``verifiers``; return (text, verifiers that signed).
+
+    As the spec requires: signatures whose (name, key ID) is unknown are ignored; a known
+    key's signature that fails is an error; at least one known key must have signed.
+    Repeated signatures by one key are checked once (like the Go implementation).
+    """
+    text, signatures = split_note(note)
+    known: dict[tuple[str, bytes], list[Verifier]] = {}
+    for v in verifiers:
+        same = known.setdefault((v.name, v.key_id), [])
+        if v not in same:
+            same.append(v)
+
+    msg = text.encode("utf-8")
+    signed: list[Verifier] = []
+    seen: set[tuple[str, bytes]] = set()
+    for name, blob in signatures:
         kid, sig = blob[:4], blob[4:]
         candidates = known.get((name, kid))
         if not candidates or (name, kid) in seen:

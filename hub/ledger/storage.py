@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from hub.db import Database, Sql
 from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import Checkpoint, format_checkpoint
+from hub.ledger.layout import BUNDLE_SIZE, decode_bundle, encode_bundle
 from hub.ledger.note import Signer, sign_note
 from hub.ledger.tiles import (
     TILE_HEIGHT,
-    TILE_WIDTH,
     NodeId,
     append_leaves,
     consistency_ranges,
@@ -31,7 +31,6 @@ from hub.ledger.tiles import (
 )
 from hub.ledger.tree import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 
-BUNDLE_SIZE = TILE_WIDTH
 # Any constant works; it only has to be the same in every hub process sharing the database.
 ADVISORY_LOCK_KEY = 0x4C45444745524855  # "LEDGERHU"
 
@@ -45,25 +44,6 @@ class SignedHead:
     size: int
     root: bytes
     note: str
-
-
-def encode_bundle(entries: Iterable[bytes]) -> bytes:
-    """tlog-tiles entry bundle: each entry as a big-endian uint16 length, then its bytes."""
-    return b"".join(len(e).to_bytes(2, "big") + e for e in entries)
-
-
-def decode_bundle(data: bytes) -> list[bytes]:
-    entries, at = [], 0
-    while at < len(data):
-        if at + 2 > len(data):
-            raise ValueError("entry bundle ends inside a length prefix")
-        length = int.from_bytes(data[at : at + 2], "big")
-        at += 2
-        if at + length > len(data):
-            raise ValueError("entry bundle ends inside an entry")
-        entries.append(data[at : at + length])
-        at += length
-    return entries
 
 
 def _in_list(count: int) -> str:

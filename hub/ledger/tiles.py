@@ -13,23 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+# The layout owns these; re-exported because the tile math is where callers look for them.
+from hub.ledger.layout import TILE_HEIGHT as TILE_HEIGHT
+from hub.ledger.layout import TILE_WIDTH as TILE_WIDTH
+from hub.ledger.layout import split_tile_key as split_tile_key
+from hub.ledger.layout import tile_key as tile_key
 from hub.ledger.tree import HASH_SIZE, complete_subtrees, node_hash, split_point
-
-TILE_HEIGHT = 8
-TILE_WIDTH = 1 << TILE_HEIGHT
-# Tile keys pack (level, index) into one integer so a proof's tiles are one `IN (...)` read.
-_INDEX_BITS = 48
 
 NodeId = tuple[int, int]
 LeafRange = tuple[int, int]
-
-
-def tile_key(level: int, index: int) -> int:
-    return (level << _INDEX_BITS) | index
-
-
-def split_tile_key(key: int) -> tuple[int, int]:
-    return key >> _INDEX_BITS, key & ((1 << _INDEX_BITS) - 1)
 
 
 @lru_cache(maxsize=TILE_WIDTH + 1)

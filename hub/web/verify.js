@@ -16,6 +16,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from "./proof.js";
+import { showWitnesses } from "./witnesses.js";
 
 const STEPS = ["digest", "leaf", "inclusion", "signature", "consistency"];
 const CODES = { code: /^[0-9]{8}$/, number: /^[0-9]{10}$/, check: /^[0-9A-Za-z]{6}$/ };
@@ -458,7 +459,7 @@ function render() {
 
 function reset(status) {
   current = { status };
-  for (const id of ["verdict", "invoice", "access", "downloads", "steps-box", "consistency", "warning"]) {
+  for (const id of ["verdict", "invoice", "access", "downloads", "steps-box", "consistency", "warning", "witnesses"]) {
     $(id).hidden = true;
   }
   delete $("verdict").dataset.verdict;
@@ -507,6 +508,7 @@ async function lookup(codes) {
   $("status").textContent = "";
   $("status").dataset.state = "done";
   render();
+  showWitnesses(doc.inclusionProof?.receipt ?? "").catch(() => {});
   $("verdict").focus();
 }
 
