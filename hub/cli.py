@@ -294,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="recompute every tile and checkpoint from the leaves"
     ).set_defaults(handler=cmd_ledger_verify)
 
+    backup = sub.add_parser("backup", help="a consistent copy of a running SQLite hub")
+    backup.add_argument("file", help="the new file to write (never overwritten)")
+    backup.set_defaults(handler=cmd_backup)
+
     proof = sub.add_parser("proof", help="receipts").add_subparsers(dest="proof", required=True)
     pverify = proof.add_parser("verify", help="verify a .tlog-proof receipt offline")
     pverify.add_argument("file")
@@ -310,6 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register(adapter_sub)
     return parser
+
+
+async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.backup import backup
+
+    print(f"copying {settings.database_url} ...", file=sys.stderr, flush=True)
+    report = await asyncio.to_thread(backup, settings.database_url, Path(args.file))
+    print(f"backup OK: {report.path} ({report.bytes:,} bytes, tree size {report.tree_size})")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
