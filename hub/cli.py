@@ -176,6 +176,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from hub.app import create_app
     from hub.keys import create_log_key
+    from hub.listen import Server, dual_stack_sockets
     from hub.logging import log_config
 
     if settings.prod:
@@ -196,9 +197,10 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level="info",
         timeout_graceful_shutdown=20,
     )
+    sockets = dual_stack_sockets(args.host, args.port, config.backlog)
     # uvicorn drains, then raises the SIGTERM it caught again; a drained stop exits 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    await uvicorn.Server(config).serve()
+    await Server(config).serve(sockets)
     return 0
 
 
@@ -242,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP/GraphQL server (migrates first)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="'::' listens on IPv4 and IPv6")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed demo data, print tokens")
     serve.set_defaults(handler=cmd_serve)
