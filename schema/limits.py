@@ -173,7 +173,7 @@ def shape_error(error: GraphQLError, prod: bool = False) -> GraphQLError:
 
 def retry_after(errors: Iterable[object]) -> int | None:
     """The Retry-After (seconds) of an answer with these formatted errors: the longest
-    wait among its RATE_LIMITED ones; None when there is none."""
+    wait among its RATE_LIMITED and UNAVAILABLE ones; None when there is none."""
     waits = [
         wait
         for error in errors

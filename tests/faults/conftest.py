@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.disk import mounted_tmpfs
 from tests.faults.pg_cluster import Cluster, pg_bin
+
+SMALL_DISK_BYTES = 32 << 20
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A mounted tmpfs of SMALL_DISK_BYTES, unmounted at the end."""
+    with mounted_tmpfs(SMALL_DISK_BYTES) as disk:
+        yield disk
 
 
 @pytest.fixture

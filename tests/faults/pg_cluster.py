@@ -51,15 +51,18 @@ class Cluster:
         if done.returncode != 0:
             raise RuntimeError(f"{argv[0]} failed: {done.stdout}{done.stderr}")
 
-    def init(self) -> None:
+    def init(self, *initdb_options: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                   "-A", "trust", "--no-sync"])  # fmt: skip
+                   "-A", "trust", "--no-sync", *initdb_options])  # fmt: skip
 
-    def start(self) -> None:
+    def start(self, *settings: str) -> None:
+        """Start the server; ``settings`` are extra `name=value` server settings."""
+        extra = "".join(f" -c {setting}" for setting in settings)
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options += extra
         # `-w` waits until the server accepts connections: no polling here.
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
                    "-o", options, "-w", "-t", str(TIMEOUT), "start"])  # fmt: skip
