@@ -67,4 +67,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
 
 ENTRYPOINT ["hub"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+# `::` is every address of both IP families (hub.listen).
+CMD ["serve", "--host", "::", "--port", "8000"]

@@ -13,6 +13,8 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from hub import log_http
 from hub.config import Settings
 from hub.metrics import GraphQLTiming, Metrics, root_fields
+from hub.outage_http import OutageAnswers
+from hub.readiness import write_refusal
 from hub.services import Hub
 from hub.web.routes import routes as web_routes
 from schema.app import build_schema, graphql_app
@@ -24,10 +26,9 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     hub: Hub = request.app.state.hub
-    try:
-        await hub.db.sql.fetch("SELECT size FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
-    except Exception:  # any database failure means "not ready", never a stack trace
-        return PlainTextResponse("database unavailable\n", status_code=503)
+    refusal = await write_refusal(hub.db)
+    if refusal is not None:
+        return PlainTextResponse(f"not ready: {refusal}\n", status_code=503)
     return PlainTextResponse("ready\n")
 
 
@@ -76,7 +77,9 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         *web_routes,
     ]
     app = Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(GraphQLTiming, metrics)]
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(GraphQLTiming, metrics), Middleware(OutageAnswers)],
     )
     if hub is not None:
         metrics.attach(hub)

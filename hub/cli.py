@@ -181,6 +181,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from hub.app import create_app
     from hub.keys import create_log_key
+    from hub.listen import Server, dual_stack_sockets
     from hub.logging import log_config
 
     if settings.prod:
@@ -205,9 +206,10 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level="info",
         timeout_graceful_shutdown=20,
     )
+    sockets = dual_stack_sockets(args.host, args.port, config.backlog)
     # uvicorn drains, then raises the SIGTERM it caught again; a drained stop exits 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    await uvicorn.Server(config).serve()
+    await Server(config).serve(sockets)
     return 0
 
 
@@ -251,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the HTTP/GraphQL server (migrates first)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="'::' listens on IPv4 and IPv6")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="seed demo data, print tokens")
     serve.set_defaults(handler=cmd_serve)
@@ -303,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="recompute every tile and checkpoint from the leaves"
     ).set_defaults(handler=cmd_ledger_verify)
 
+    backup = sub.add_parser("backup", help="a consistent copy of a running SQLite hub")
+    backup.add_argument("file", help="the new file to write (never overwritten)")
+    backup.set_defaults(handler=cmd_backup)
+
     proof = sub.add_parser("proof", help="receipts").add_subparsers(dest="proof", required=True)
     pverify = proof.add_parser("verify", help="verify a .tlog-proof receipt offline")
     pverify.add_argument("file")
@@ -324,6 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register(adapter_sub)
     return parser
+
+
+async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.backup import backup
+
+    print(f"copying {settings.database_url} ...", file=sys.stderr, flush=True)
+    report = await asyncio.to_thread(backup, settings.database_url, Path(args.file))
+    print(f"backup OK: {report.path} ({report.bytes:,} bytes, tree size {report.tree_size})")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,6 +47,21 @@ class RateLimited(HubError):
         self.retry_after = retry_after
 
 
+class Unavailable(HubError):
+    """The database (or another dependency) is down, restarting or out of disk: nothing of
+    the request was done, and the same request may succeed later (HTTP 503, Retry-After).
+
+    ``cause`` names the fault for the server log (an exception type, a SQLSTATE, a
+    description); it never carries a query, a parameter or a connection string."""
+
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str, cause: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.retry_after = retry_after
+
+
 class ConfigError(HubError):
     code = "CONFIG"
 

@@ -18,7 +18,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from starlette.requests import Request
@@ -29,6 +33,7 @@ from hub.db import Database
 from hub.documents.service import DocumentService, SubmitResult, SubmittedDocument
 from hub.ledger.sequencer import Integrated, Sequencer
 from hub.ledger.storage import SignedHead
+from hub.outages import outage
 from hub.services import Hub
 from hub.witness.metrics import WitnessCollector
 
@@ -39,6 +44,11 @@ GRAPHQL_PATH = "/graphql"
 _MAX_LABEL_BODY = 1 << 20
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+# In the text format each counter's and histogram's `_created` sample comes out as a gauge
+# family of its own (`hub_documents_created`), which reads like a count of documents
+# created; Prometheus does not use it (it detects resets itself). A process-wide switch.
+disable_created_metrics()
 
 
 @lru_cache(maxsize=4)
@@ -102,6 +112,11 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._witness_metrics = False
         self.operations = frozenset(operations)
+        # The standard process_* (CPU, memory, descriptors) and python_* (GC, version)
+        # families, as prometheus_client's default registry has them.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.documents = Counter(
             "hub_documents",
             "Documents submitted, by outcome: status CREATED, DUPLICATE or REJECTED;"
@@ -175,7 +190,12 @@ class Metrics:
     async def endpoint(self, request: Request) -> Response:
         # The tree grows through every replica; read its size rather than trust our own view.
         db: Database = request.app.state.hub.db
-        rows = await db.sql.fetch("SELECT MAX(size) FROM ledger_checkpoints")
+        try:
+            rows = await db.sql.fetch("SELECT MAX(size) FROM ledger_checkpoints")
+        except Exception as exc:
+            if outage(exc) is None:
+                raise
+            rows = []  # the database is down: the last size seen, and the process metrics
         if rows and rows[0][0] is not None:
             self.tree_size.set(int(rows[0][0]))
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

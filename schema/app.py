@@ -43,6 +43,7 @@ from schema.limits import (
     Guard,
     ProdErrorCodes,
     ProdLimits,
+    http_status,
     is_unexpected,
     retry_after,
     shape_error,
@@ -285,8 +286,10 @@ class HubGraphQL(GraphQL[Context, None]):
         response = super().create_response(response_data, sub_response)
         errors = response_data.get("errors") if isinstance(response_data, dict) else None
         wait = retry_after(errors) if errors else None
-        if wait is not None:  # RATE_LIMITED: when to come back, for clients that read headers
+        if wait is not None:  # RATE_LIMITED, UNAVAILABLE: when to come back
             response.headers["Retry-After"] = str(wait)
+        if errors and http_status(errors) == 503:
+            response.status_code = 503
         return response
 
 

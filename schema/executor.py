@@ -13,13 +13,18 @@ hundreds of scalars are most of an answer. An object whose selected fields are a
 (a submit result, a page's edge) is completed as one dict, its plan made once per request.
 """
 
+import logging
 from typing import Any
 
-from graphql import GraphQLObjectType
+from graphql import GraphQLObjectType, GraphQLOutputType
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from hub.errors import HubError
+from hub.outages import outage
 from schema.resolvers import GENERIC, Complete, plain_leaf
+
+log = logging.getLogger(__name__)
 
 Plan = list[tuple[str, Complete]]
 
@@ -69,6 +74,22 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def handle_field_error(
+        self,
+        raw_error: Exception,
+        return_type: GraphQLOutputType,
+        field_details_list: Any,
+        path: Path,
+    ) -> None:
+        # A database that is down or full answers UNAVAILABLE (a HubError), not INTERNAL:
+        # the client may retry; the log names the fault, never the query or its values.
+        if not isinstance(raw_error, HubError):
+            found = outage(raw_error)
+            if found is not None:
+                log.warning("database unavailable: %s", found.cause)
+                raw_error = found
+        super().handle_field_error(raw_error, return_type, field_details_list, path)
 
     def execute_fields(
         self,

@@ -36,6 +36,7 @@ from schema.context import Context
 from schema.limits import (
     MAX_TOKENS,
     guard_refusal,
+    http_status,
     limit_rules,
     refused,
     retry_after,
@@ -146,18 +147,18 @@ class GraphQLPost:
         scope[PARSED_REQUEST_KEY] = (request.query, request.operation_name)
         data, errors = await self._run(scope, plan, request)
         payload: dict[str, Any] = {"data": data}
-        wait = None
+        wait, status = None, 200
         if errors:
             payload["errors"] = formatted = [shape_error(e, self.prod).formatted for e in errors]
-            wait = retry_after(formatted)
+            wait, status = retry_after(formatted), http_status(formatted)
         try:
             encoded = orjson.dumps(payload)
         except TypeError:  # an integer beyond 64 bits, say: the json module writes it
             encoded = json.dumps(payload, separators=(",", ":")).encode()
         headers = [*_JSON_HEADERS, (b"content-length", str(len(encoded)).encode())]
-        if wait is not None:  # RATE_LIMITED: when to come back, for clients that read headers
+        if wait is not None:  # RATE_LIMITED, UNAVAILABLE: when to come back
             headers.append((b"retry-after", str(wait).encode()))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": encoded})
 
     @staticmethod

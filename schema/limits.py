@@ -24,7 +24,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
 from hub.auth.tokens import AuthError
-from hub.errors import BadInput, HubError, RateLimited
+from hub.errors import BadInput, HubError, RateLimited, Unavailable
 from schema.messages import without_suggestions, without_values
 
 MAX_DEPTH: Final = 10
@@ -149,7 +149,7 @@ def shape_error(error: GraphQLError, prod: bool = False) -> GraphQLError:
     if isinstance(original, HubError | AuthError):
         extensions = {"code": original.code}
         message = original.message
-        if isinstance(original, RateLimited) and original.retry_after is not None:
+        if isinstance(original, RateLimited | Unavailable) and original.retry_after is not None:
             extensions["retryAfter"] = original.retry_after
     elif error.extensions and "code" in error.extensions:
         return error
@@ -173,7 +173,7 @@ def shape_error(error: GraphQLError, prod: bool = False) -> GraphQLError:
 
 def retry_after(errors: Iterable[object]) -> int | None:
     """The Retry-After (seconds) of an answer with these formatted errors: the longest
-    wait among its RATE_LIMITED ones; None when there is none."""
+    wait among its RATE_LIMITED and UNAVAILABLE ones; None when there is none."""
     waits = [
         wait
         for error in errors
@@ -182,6 +182,17 @@ def retry_after(errors: Iterable[object]) -> int | None:
         and isinstance(wait := extensions.get("retryAfter"), int)
     ]
     return max(waits) if waits else None
+
+
+def http_status(errors: Iterable[object]) -> int:
+    """503 for an answer with an UNAVAILABLE error (the database is down: retry later),
+    else 200."""
+    for error in errors:
+        if isinstance(error, Mapping):
+            extensions = error.get("extensions")
+            if isinstance(extensions, Mapping) and extensions.get("code") == Unavailable.code:
+                return 503
+    return 200
 
 
 class ErrorCodes(SchemaExtension):

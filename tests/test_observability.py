@@ -171,3 +171,37 @@ def test_labelling_never_fails_on_deeply_nested_json() -> None:
     assert operation_label("POST", b"", b'{"query": "{ checkpoint { treeSize } }"}') == (
         "query.checkpoint"
     )
+
+
+async def test_metrics_parse_as_standard_families_with_process_and_python_collectors(
+    hub: Hub,
+) -> None:
+    await add_institution(hub.db, HOSPITAL.id, HOSPITAL.name, "hospital")
+    token = issue_token(hub.settings, "hospital", "his", HOSPITAL.id, 600)
+    transport = httpx.ASGITransport(app=create_app(hub=hub))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        docs = [document_of(i) for i in invoices_of_hospital(2, seed=85)]
+        body = {"query": SUBMIT, "variables": {"d": docs}}
+        await client.post("/graphql", json=body, headers={"Authorization": f"Bearer {token}"})
+        text = (await client.get("/metrics")).text
+
+    # prometheus_client's parser reads the text as Prometheus (and promtool) do.
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    # A `_created` timestamp read as a family of its own looks like a count ("created").
+    assert not [name for name in families if name.endswith("_created")]
+    assert not [s.name for f in families.values() for s in f.samples if s.name.endswith("_created")]
+    assert families["hub_documents"].type == "counter"
+    assert {s.name for s in families["hub_documents"].samples} == {"hub_documents_total"}
+    assert families["hub_ledger_integration_seconds"].type == "histogram"
+    for name in (
+        "process_cpu_seconds",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "python_info",
+        "python_gc_collections",
+    ):
+        assert name in families, name
+    (cpu,) = families["process_cpu_seconds"].samples
+    assert cpu.value > 0
+    (info,) = families["python_info"].samples
+    assert info.labels["implementation"] == "CPython"
