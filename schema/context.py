@@ -59,6 +59,12 @@ class Context:
         self.institutions = institution_loader(self)
         self.access = access_loader(self)
 
+    @property
+    def rate_key(self) -> str:
+        """Whose rate limit a request counts against: the principal, else the address."""
+        p = self.principal
+        return f"ip:{self.client}" if p is None else f"{p.role}:{p.inst or ''}:{p.sub}"
+
     def begin_operation(self) -> None:
         """Forget what an earlier operation read. A websocket keeps one context for its
         life: without this a grant revoked meanwhile would still apply, the checkpoint

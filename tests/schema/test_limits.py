@@ -177,16 +177,16 @@ async def test_prod_hides_introspection_and_graphiql(database_url: str, tmp_path
 async def test_an_operation_text_is_validated_once_with_the_limits_on(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import schema.http
+    import schema.gate
 
     validated: list[int] = []
-    real = schema.http.validate_document
+    real = schema.gate.validate_document
 
     def counting(*args: Any) -> Any:
         validated.append(1)
         return real(*args)
 
-    monkeypatch.setattr(schema.http, "validate_document", counting)
+    monkeypatch.setattr(schema.gate, "validate_document", counting)
     query = "{ checkpoint { treeSize rootHash } } # validated once"
     for _ in range(3):
         assert code_of(await world.gql(query)) is None
