@@ -53,9 +53,23 @@ class BadRequest(Exception):
 class Request:
     """The parts of a GraphQL request this path runs (unchecked: the gate checks them)."""
 
-    query: object
-    variables: object
-    operation_name: object
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+
+    @classmethod
+    def of(cls, query: object, variables: object, name: object, extensions: object) -> "Request":
+        """The request, or BadRequest (400 whatever the Accept) for a parameter of the
+        wrong type: such a body is not a GraphQL request at all."""
+        if not isinstance(query, str) or not query.strip():
+            raise BadRequest('send the operation text as a string in "query"')
+        if not (variables is None or isinstance(variables, dict)):
+            raise BadRequest('"variables" must be a JSON object')
+        if not (name is None or isinstance(name, str)):
+            raise BadRequest('"operationName" must be a string')
+        if not (extensions is None or isinstance(extensions, dict)):
+            raise BadRequest('"extensions" must be a JSON object')
+        return cls(query, variables, name)
 
     @classmethod
     def from_body(cls, body: bytes) -> "Request":
@@ -73,18 +87,30 @@ class Request:
             raise BadRequest("send one operation per request; batches are not accepted")
         if not isinstance(data, dict):
             raise BadRequest('expected a JSON object, as in {"query": "..."}')
-        return cls(data.get("query"), data.get("variables"), data.get("operationName"))
+        return cls.of(
+            data.get("query"),
+            data.get("variables"),
+            data.get("operationName"),
+            data.get("extensions"),
+        )
 
     @classmethod
     def from_query_string(cls, raw: bytes) -> "Request":
         params = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
-        variables: object = params.get("variables") or None
-        if isinstance(variables, str):
+
+        def decoded(name: str) -> object:
+            text = params.get(name) or None
             try:
-                variables = json.loads(variables)
+                return None if text is None else json.loads(text)
             except (ValueError, RecursionError):
-                raise BadRequest("variables: not valid JSON") from None
-        return cls(params.get("query"), variables, params.get("operationName") or None)
+                raise BadRequest(f"{name}: not valid JSON") from None
+
+        return cls.of(
+            params.get("query"),
+            decoded("variables"),
+            params.get("operationName") or None,
+            decoded("extensions"),
+        )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -120,11 +146,6 @@ def media_type(scope: Scope) -> str:
 def _is_json(scope: Scope) -> bool:
     content_type = _header(scope, b"content-type")
     return content_type is not None and content_type.split(";", 1)[0].strip().lower() == JSON
-
-
-def _wants_graphiql(scope: Scope) -> bool:
-    accept = _header(scope, b"accept") or ""
-    return "text/html" in accept.lower()
 
 
 class GraphQLHTTP:
@@ -197,10 +218,8 @@ class GraphQLHTTP:
             if kind == JSON:
                 payload = {"data": None, "errors": errors}
         else:
-            assert isinstance(request.query, str)
-            name = request.operation_name if isinstance(request.operation_name, str) else None
-            scope[PARSED_REQUEST_KEY] = (request.query, name)
-            data, raw = await self._run(ctx, verdict, name)
+            scope[PARSED_REQUEST_KEY] = (request.query, request.operation_name)
+            data, raw = await self._run(ctx, verdict, request.operation_name)
             payload = {"data": data}
             errors = [shape_error(e, self.prod).formatted for e in raw or ()]
             if errors:

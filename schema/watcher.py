@@ -28,6 +28,7 @@ class CheckpointWatcher:
         self._changed = asyncio.Event()
         self._subscribers = 0
         self._poller: asyncio.Task[None] | None = None
+        self._first_read = asyncio.Lock()
         hub.sequencer.listeners.append(self.signed)
 
     def signed(self, head: SignedHead) -> None:
@@ -43,8 +44,9 @@ class CheckpointWatcher:
         if self._poller is None:
             self._poller = asyncio.create_task(self._poll())
         try:
-            if self.head is None:
-                await self._refresh()
+            async with self._first_read:  # subscribers arriving together read once
+                if self.head is None:
+                    await self._refresh()
             last = -1
             while True:
                 changed, head = self._changed, self.head
