@@ -113,13 +113,19 @@ def _cursor(leaf_index: int) -> str:
     return base64.urlsafe_b64encode(f"leaf:{leaf_index}".encode()).decode()
 
 
+# Leaf indexes are 64-bit in the database; a cursor past that was never handed out.
+_MAX_LEAF = 2**63 - 1
+
+
 def _after(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if text.startswith("leaf:"):
-            return int(text.removeprefix("leaf:"))
+        number = text.removeprefix("leaf:")
+        if text.startswith("leaf:") and number.isdigit() and len(number) <= 19:
+            if int(number) <= _MAX_LEAF:
+                return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise BadInput("after: not a cursor from this API")
@@ -130,7 +136,7 @@ def _date(value: str | None, name: str) -> date | None:
         return None
     try:
         return date.fromisoformat(value)
-    except ValueError:
+    except (ValueError, TypeError):
         raise BadInput(f"{name}: must be a date YYYY-MM-DD") from None
 
 
