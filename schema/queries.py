@@ -123,9 +123,9 @@ def _after(cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
         number = text.removeprefix("leaf:")
-        if text.startswith("leaf:") and number.isdigit() and len(number) <= 19:
-            if int(number) <= _MAX_LEAF:
-                return int(number)
+        digits = text.startswith("leaf:") and number.isdigit() and len(number) <= 19
+        if digits and int(number) <= _MAX_LEAF:
+            return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise BadInput("after: not a cursor from this API")
