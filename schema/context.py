@@ -100,10 +100,13 @@ class Context:
             self._scope = scope_for(p, grants)
         return self._scope
 
-    async def head(self, size: int | None = None) -> SignedHead | None:
-        """The latest signed checkpoint (read once per request), or the one of ``size``."""
+    async def head(self, size: int | None = None, covering: int = -1) -> SignedHead | None:
+        """The latest signed checkpoint (read once per request), or the one of ``size``.
+
+        With ``covering``, one that includes that leaf: a leaf this request anchored (a
+        body read's access leaf) is newer than the checkpoint read before it."""
         if size is not None:
             return await signed_head(self.hub.db, size)
-        if self._head is None:
+        if self._head is None or self._head.size <= covering:
             self._head = await signed_head(self.hub.db)
         return self._head

@@ -115,7 +115,7 @@ class ConsistencyProof:
 async def inclusion_proof(info: Info, index: int, data: bytes, size: int | None) -> InclusionProof:
     ctx = context(info)
     hub = ctx.hub
-    head = await ctx.head(size)
+    head = await ctx.head(size, covering=index)
     if head is None:
         raise BadInput("treeSize: the log signed no checkpoint of this size")
     if index >= head.size:
