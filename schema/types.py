@@ -341,6 +341,23 @@ class AccessEvent:
 
 
 @strawberry.type
+class AccessEventEdge:
+    cursor: str
+    node: AccessEvent
+
+
+@strawberry.type
+class AccessEventConnection:
+    edges: list[AccessEventEdge]
+    page_info: PageInfo
+    counter: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self.counter()
+
+
+@strawberry.type
 class Grant:
     id: strawberry.ID
     agency: str
