@@ -6,19 +6,22 @@ so each is authenticated, rate-limited, shape-checked and validated the same way
 
 1. the token (already verified, or refused, when the context was made);
 2. the caller's rate limit — before anything that costs in proportion to the request;
-3. the text's size, then parsing with a token cap;
-4. the shape: depth (``__`` fields count too) and how often one response name is
-   selected in one selection set — graphql-core's overlapping-fields rule compares those
-   selections pairwise, so 660 copies of one field cost it seconds;
+3. the text's size, its tokens and how often one name recurs, counted by a regular
+   expression (graphql-core's lexer costs microseconds a token), then parsing;
+4. the shape: depth (``__`` fields count too), fields and aliases in all, and how often
+   one response name is selected in one selection set — graphql-core's overlapping-fields
+   rule compares those selections pairwise, so 660 copies of one field cost it seconds;
 5. graphql-core's validation, with the alias and (in prod) introspection rules;
 6. the operation: one that exists, of a type this channel runs;
-7. the variables, coerced against their definitions, and the submitted batch's size.
+7. a token for a mutation (every one needs one); the variables: no list longer than a
+   batch may be, then coerced against their definitions; the submitted batch's size.
 
 What parsing, the shape check and validation find is remembered by query text, so a
 repeated text, good or bad, costs one dictionary lookup.
 """
 
-from collections import OrderedDict
+import re
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,22 +33,28 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     parse,
     specified_rules,
+    validate,
 )
 from graphql.execution.values import get_variable_values
 from graphql.utilities import get_operation_ast
-from strawberry.schema.schema import validate_document
+from graphql.validation import ASTValidationRule
+from strawberry.schema.schema import MaybeNullValidationRule, OneOfInputValidationRule
 
 from hub.auth.tokens import AuthError
-from hub.errors import BadInput, HubError
+from hub.errors import BadInput, HubError, Unauthenticated
 from schema.limits import (
+    MAX_ALIASES,
     MAX_BATCH,
     MAX_DEPTH,
+    MAX_FIELDS,
+    MAX_NAME_USES,
     MAX_QUERY_CHARS,
     MAX_REPEATS,
     MAX_TOKENS,
@@ -54,6 +63,13 @@ from schema.limits import (
 )
 
 CACHE_SIZE: Final = 1024
+NEEDS_TOKEN: Final = "this operation needs a bearer token"
+# GraphQL's lexical tokens, roughly as its lexer splits them (comments and commas are
+# ignored there too): enough to count tokens and names without parsing.
+_TOKEN: Final = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*|(?P<name>[_A-Za-z][_0-9A-Za-z]*)'
+    r"|-?[0-9][0-9.eE+-]*|\.\.\.|[!$&():=@\[\]{|}]"
+)
 ALL_OPERATIONS: Final = frozenset(OperationType)
 HTTP_POST: Final = frozenset((OperationType.QUERY, OperationType.MUTATION))
 HTTP_GET: Final = frozenset((OperationType.QUERY,))
@@ -83,6 +99,18 @@ class Refused:
     wrong_method: bool = False
 
 
+# Each error of an unknown field computes "did you mean" suggestions: a few are plenty.
+MAX_VALIDATION_ERRORS: Final = 10
+
+
+def validate_document(
+    schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+) -> list[GraphQLError]:
+    """graphql-core's validation with strawberry's own rules, stopping after a few errors."""
+    every = (*rules, MaybeNullValidationRule, OneOfInputValidationRule)
+    return validate(schema, document, every, max_errors=MAX_VALIDATION_ERRORS)
+
+
 def refusal_of(error: HubError | AuthError) -> GraphQLError:
     return GraphQLError(error.message, original_error=error, extensions={"code": error.code})
 
@@ -95,6 +123,7 @@ class _Shape:
     """Depth and repeated response names of a document, fragments expanded once each."""
 
     def __init__(self, document: DocumentNode) -> None:
+        self.document = document
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -110,6 +139,18 @@ class _Shape:
             return str(exc)
         if depth > MAX_DEPTH:
             return f"the query's depth is {depth}; at most {MAX_DEPTH} levels"
+        return None
+
+    def count(self) -> str | None:
+        """Why the document selects too many fields or aliases in all; None if fine."""
+        fields = aliases = 0
+        for node in _field_nodes(self.document):
+            fields += 1
+            aliases += node.alias is not None
+        if fields > MAX_FIELDS:
+            return f"the query selects {fields} fields; at most {MAX_FIELDS}"
+        if aliases > MAX_ALIASES:
+            return f"{aliases} aliases found. Allowed: {MAX_ALIASES}"
         return None
 
     def _depth(self, selection_set: SelectionSetNode) -> int:
@@ -182,9 +223,45 @@ class _Repeated(Exception):
         )
 
 
+def _field_nodes(document: DocumentNode) -> list[FieldNode]:
+    found: list[FieldNode] = []
+    pending = [d.selection_set for d in document.definitions if hasattr(d, "selection_set")]
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                found.append(selection)
+            if getattr(selection, "selection_set", None) is not None:
+                pending.append(selection.selection_set)  # type: ignore[attr-defined]
+    return found
+
+
+def lexical_problem(query: str) -> str | None:
+    """Why the text has too many tokens, or uses one name too often; None when it does not.
+
+    A regular expression counts them in C, well before graphql-core's lexer would."""
+    tokens = 0
+    names: Counter[str] = Counter()
+    for match in _TOKEN.finditer(query):
+        if match.group(0).startswith("#"):
+            continue
+        tokens += 1
+        if match["name"] is not None:
+            names[match["name"]] += 1
+    if tokens > MAX_TOKENS:
+        return f"the query has more than {MAX_TOKENS} tokens"
+    if names:
+        name, uses = names.most_common(1)[0]
+        if uses > MAX_NAME_USES:
+            return f"'{name}' appears {uses} times in the query; at most {MAX_NAME_USES}"
+    return None
+
+
 def shape_problem(document: DocumentNode) -> str | None:
-    """Why the document is too deep or repeats a field too often; None when it is not."""
+    """Why the document is too deep or too large, or repeats a field too often."""
     shape = _Shape(document)
+    problem = shape.count()
+    if problem is not None:
+        return problem
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
             problem = shape.check(definition.selection_set)
@@ -249,6 +326,12 @@ class Gate:
                 else f"{operation.operation.value}s are not run here"
             )
             return Refused([refusal_of(BadInput(message))], request_error=True, wrong_method=wrong)
+        if operation.operation == OperationType.MUTATION and ctx.principal is None:
+            # Every mutation needs a token: refused before its variables (a batch) cost.
+            return Refused([refusal_of(Unauthenticated(NEEDS_TOKEN))], request_error=False)
+        for name, value in (variables or {}).items():
+            if isinstance(value, list) and len(value) > MAX_BATCH:
+                return _bad(f"variable '${name}': at most {MAX_BATCH} items")
         coerced = get_variable_values(
             self._schema, operation.variable_definitions or (), variables or {}, max_errors=10
         )
@@ -273,6 +356,9 @@ class Gate:
         return found
 
     def _parse_and_validate(self, query: str) -> _Checked:
+        lexical = lexical_problem(query)
+        if lexical is not None:
+            return _Checked(None, [refusal_of(BadInput(lexical))])
         try:
             document = parse(query, max_tokens=MAX_TOKENS)
         except GraphQLError as error:

@@ -29,11 +29,16 @@ from schema.messages import without_suggestions, without_values
 
 MAX_DEPTH: Final = 10
 MAX_ALIASES: Final = 30
-# Batches travel as variables, which are not tokens; a query text is small.
-MAX_TOKENS: Final = 4000
+# Batches travel as variables, which are not tokens; a query text is small (the full
+# introspection query is ~160 tokens). graphql-core's lexer costs microseconds a token, so
+# the cap bounds what parsing a refused text can cost.
+MAX_TOKENS: Final = 1000
 MAX_QUERY_CHARS: Final = 64 * 1024
 # How often one response name may be selected in one selection set (fragments included).
 MAX_REPEATS: Final = 10
+# How often one name may appear in a whole text, and how many fields it may select.
+MAX_NAME_USES: Final = 100
+MAX_FIELDS: Final = 200
 MAX_PAGE: Final = 100
 DEFAULT_PAGE: Final = 20
 MAX_BATCH: Final = 500
