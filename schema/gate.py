@@ -49,6 +49,7 @@ from strawberry.schema.schema import MaybeNullValidationRule, OneOfInputValidati
 
 from hub.auth.tokens import AuthError
 from hub.errors import BadInput, HubError, Unauthenticated
+from schema.context import Context
 from schema.limits import (
     MAX_ALIASES,
     MAX_BATCH,
@@ -70,6 +71,7 @@ _TOKEN: Final = re.compile(
     r'"""(?:[^"\\]|\\.|"(?!""))*"""|"(?:[^"\\\n]|\\.)*"|#[^\n]*|(?P<name>[_A-Za-z][_0-9A-Za-z]*)'
     r"|-?[0-9][0-9.eE+-]*|\.\.\.|[!$&():=@\[\]{|}]"
 )
+_NAME: Final = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 ALL_OPERATIONS: Final = frozenset(OperationType)
 HTTP_POST: Final = frozenset((OperationType.QUERY, OperationType.MUTATION))
 HTTP_GET: Final = frozenset((OperationType.QUERY,))
@@ -287,7 +289,7 @@ class Gate:
 
     def admit(
         self,
-        ctx: Any,
+        ctx: Context,
         query: object,
         variables: object,
         operation_name: object,
@@ -312,8 +314,10 @@ class Gate:
             return Refused(checked.errors, request_error=True)
         operation = get_operation_ast(checked.document, operation_name)
         if operation is None:
-            if operation_name:
-                return _bad(f"no operation named '{operation_name}' in the query")
+            if operation_name:  # quoted only when it is a name, never an arbitrary value
+                if _NAME.fullmatch(operation_name):
+                    return _bad(f"no operation named '{operation_name}' in the query")
+                return _bad("operationName names no operation in the query")
             return _bad("the query holds several operations: name one in operationName")
         kinds = frozenset(allowed)
         if operation.operation not in kinds:
