@@ -58,6 +58,7 @@ from schema.websocket import (
     Connections,
     GraphQLWSHandler,
     TransportWSHandler,
+    bounded_messages,
     connection_authorization,
     refuse_connection,
 )
@@ -236,7 +237,7 @@ class HubGraphQL(GraphQL[Context, None]):
                 return
             self.connections.opened(client)
             try:
-                await super().__call__(scope, receive, send)
+                await super().__call__(scope, bounded_messages(receive, send), send)
             finally:
                 self.connections.closed(client)
             return

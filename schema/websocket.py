@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Final, Protocol
 
 from graphql import GraphQLError
+from starlette.types import Message as ASGIMessage
 from starlette.types import Receive, Scope, Send
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -30,7 +31,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from schema.context import Context
 from schema.gate import Gate, Refused
-from schema.limits import shape_error
+from schema.limits import MAX_REQUEST_BYTES, shape_error
 
 # Per process: a client (address) may hold a few sockets, the process a bounded number.
 MAX_CONNECTIONS_PER_CLIENT: Final = 8
@@ -69,6 +70,26 @@ class Connections:
         self._open[client] -= 1
         if self._open[client] <= 0:
             del self._open[client]
+
+
+MESSAGE_TOO_BIG: Final = 1009  # RFC 6455
+
+
+def bounded_messages(receive: Receive, send: Send, limit: int = MAX_REQUEST_BYTES) -> Receive:
+    """``receive`` for a websocket whose messages may be at most ``limit`` bytes, as an HTTP
+    body: a larger one closes the socket (1009) before anything parses it."""
+
+    async def bounded() -> ASGIMessage:
+        message = await receive()
+        if message["type"] == "websocket.receive":
+            size = len(message.get("text") or "") + len(message.get("bytes") or b"")
+            if size > limit:
+                reason = f"a message may be at most {limit} bytes"
+                await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG, "reason": reason})
+                return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
+        return message
+
+    return bounded
 
 
 async def refuse_connection(scope: Scope, receive: Receive, send: Send, reason: str) -> None:

@@ -18,7 +18,7 @@ import schema.gate
 from hub.access.ratelimit import GuessLimiter, RateLimiter
 from hub.app import create_app
 from schema.context import Guards
-from schema.limits import MAX_DEPTH, MAX_REPEATS
+from schema.limits import MAX_DEPTH, MAX_REPEATS, MAX_REQUEST_BYTES
 from schema.watcher import checkpoint_watcher
 from schema.websocket import MAX_CONNECTIONS_PER_CLIENT, TRY_AGAIN_LATER
 from tests.schema.conftest import HOSP_A, World
@@ -310,3 +310,17 @@ async def test_a_query_not_a_mutation_runs_over_gql_by_http_errors_raise(
         assert await session.execute(gql(CHECKPOINT)) == (await world.gql(CHECKPOINT))["data"]
         with pytest.raises(TransportQueryError):
             await session.execute(gql("{ documents { totalCount } }"))
+
+
+async def test_a_websocket_message_is_bounded_like_an_http_body(world: World, url: str) -> None:
+    ws = await _subscribe_raw(url, TRANSPORT_WS)
+    try:
+        huge = {"id": "1", "type": "subscribe", "payload": {"query": "{ checkpoint { treeSize } }"}}
+        huge["payload"]["variables"] = {"x": "a" * (MAX_REQUEST_BYTES + 1)}  # type: ignore[index]
+        await ws.send(json.dumps(huge))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    finally:
+        await ws.close()
+    assert "errors" not in await world.gql(CHECKPOINT)  # the server serves on
