@@ -6,11 +6,14 @@
     .venv/bin/python bench/run.py --graphql  # only the GraphQL gateway over HTTP (~5 min)
     .venv/bin/python bench/run.py --mllp     # only MLLP end to end (bench/mllp.py, ~1 min)
     .venv/bin/python bench/run.py --witnesses  # only ingest with 3 witnesses vs none
+    .venv/bin/python bench/run.py --refusals # only what refused requests cost (~2 min)
 
 Full and huge modes end with the GraphQL gateway bench (bench/graphql.py): one `hub serve`
 worker on a 1,000,000-entry ledger, load from wrk (or httpx) in other processes. Every
 mode ends with MLLP end to end (bench/mllp.py: HL7 senders -> `hub adapter mllp` ->
-`hub serve` -> signed checkpoint; 20,000 messages, 2,000 in quick mode).
+`hub serve` -> signed checkpoint; 20,000 messages, 2,000 in quick mode), then the
+refusal bench (bench/refusals.py: the server CPU of the costliest refused request, and
+/healthz latency while 8 clients send it).
 
 Each (implementation, size) runs in a fresh subprocess, so its peak RSS is its own and
 one crash does not hide the other figures. HUB_BENCH_POSTGRES_URL (an admin URL, e.g.
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--mllp", action="store_true", help="only MLLP end to end (20,000)")
     group.add_argument(
         "--witnesses", action="store_true", help="only ingest with 3 witnesses against none"
+        "--refusals", action="store_true", help="only what refused requests cost (~2 min)"
     )
     group.add_argument(
         "--ledger", action="store_true", help="only the ledger and its peers (full sizes)"
@@ -194,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_mllp(20_000, args.out)
     if args.witnesses:
         return run_witnesses(40, args.out)
+    if args.refusals:
+        return run_refusals(args.out)
     mode = MODES["quick" if args.quick else "huge" if args.huge else "full"]
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
@@ -255,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     gateway = 0 if mode.name == "quick" else run_graphql(False, args.out)
     mllp = run_mllp(2_000 if mode.name == "quick" else 20_000, args.out)
     witnesses = run_witnesses(10 if mode.name == "quick" else 40, args.out)
-    return 1 if failed or problems or gateway or mllp or witnesses else 0
+    refusals = run_refusals(args.out, 3.0 if mode.name == "quick" else 10.0)
+    return 1 if failed or problems or gateway or mllp or witnesses or refusals else 0
 
 
 def run_graphql(quick: bool, out: Path) -> int:
@@ -263,6 +270,15 @@ def run_graphql(quick: bool, out: Path) -> int:
     from bench import graphql
 
     return graphql.run(quick, os.environ.get(PG_ENV, ""), out)
+
+
+def run_refusals(out: Path, seconds: float = 10.0) -> int:
+    """bench/refusals.py: the costliest refused request, and /healthz under 8 clients
+    sending it; writes out/refusals.json."""
+    from bench import refusals
+
+    progress("[refusals] what refused requests cost a real hub serve")
+    return refusals.run(out, seconds)
 
 
 def run_mllp(messages: int, out: Path) -> int:

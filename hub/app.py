@@ -9,6 +9,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import log_http
 from hub.config import Settings
@@ -33,6 +34,29 @@ async def readyz(request: Request) -> Response:
 
 
 GC_YOUNG_THRESHOLD = 50_000
+
+
+class NoStoreByDefault:
+    """``Cache-Control: no-store`` on every answer that does not set its own: only the
+    public log data (``/log/...``) and the page's assets say they may be cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Starlette:
@@ -79,7 +103,11 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(GraphQLTiming, metrics), Middleware(OutageAnswers)],
+        middleware=[
+            Middleware(NoStoreByDefault),
+            Middleware(GraphQLTiming, metrics),
+            Middleware(OutageAnswers),
+        ],
     )
     if hub is not None:
         metrics.attach(hub)

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -218,7 +219,8 @@ async def _prepare_demo(settings: Settings, args: argparse.Namespace) -> None:
 
     async def work(hub: Any) -> int:
         seed = await seed_demo(hub)
-        base = f"http://{args.host}:{args.port}"
+        base = os.environ.get("HUB_PUBLIC_URL") and settings.public_url
+        base = base or f"http://{args.host}:{args.port}"
         tokens = {
             f"hospital ({seed.hospital})": issue_token(
                 settings, "hospital", f"his@{seed.hospital}", seed.hospital, 86400

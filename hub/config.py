@@ -1,11 +1,24 @@
 """Settings read once from the environment (DESIGN.md, "Public contract")."""
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite://var/hub.db"
 DEFAULT_ORIGIN = "ledger-hub.local/log"
+# Where `make run` serves; a deployment sets HUB_PUBLIC_URL to its public origin.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+_PUBLIC_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?")
+
+
+def public_url(text: str) -> str:
+    """HUB_PUBLIC_URL checked: an http(s) origin with an optional path, no query."""
+    if not _PUBLIC_URL.fullmatch(text):
+        raise ValueError(
+            f"HUB_PUBLIC_URL must be an http(s) URL such as https://hub.example.org, not {text!r}"
+        )
+    return text.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,8 @@ class Settings:
     rate_limit: float = 100.0
     # A C2SP tlog-policy file naming the witnesses; None: the log is not witnessed.
     witness_policy: Path | None = None
+    # The origin printed links and QR codes use (never a request's Host header).
+    public_url: str = DEFAULT_PUBLIC_URL
 
     @property
     def prod(self) -> bool:
@@ -72,4 +87,5 @@ class Settings:
             jwt_key_file=path("HUB_JWT_KEY_FILE"),
             rate_limit=rate_limit,
             witness_policy=path("HUB_WITNESS_POLICY"),
+            public_url=public_url(env.get("HUB_PUBLIC_URL") or DEFAULT_PUBLIC_URL),
         )

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.parse_content_type import parse_content_type
@@ -35,12 +36,12 @@ from hub.auth.tokens import (
 from hub.services import Hub
 from schema.context import Context, Guards
 from schema.executor import HubExecutionContext
-from schema.http import GraphQLPost, replaying
+from schema.gate import Gate
+from schema.http import NO_STORE, GraphQLHTTP, replaying
 from schema.limits import (
     MAX_REQUEST_BYTES,
     DevLimits,
     ErrorCodes,
-    Guard,
     ProdErrorCodes,
     ProdLimits,
     http_status,
@@ -53,7 +54,15 @@ from schema.queries import Query
 from schema.resolvers import use_attribute_resolvers
 from schema.subscriptions import Subscription
 from schema.token_cache import VerifiedTokens
-from schema.websocket import GraphQLWSHandler, TransportWSHandler, connection_authorization
+from schema.websocket import (
+    MAX_OPERATIONS_PER_CONNECTION,
+    Connections,
+    GraphQLWSHandler,
+    TransportWSHandler,
+    bounded_messages,
+    connection_authorization,
+    refuse_connection,
+)
 
 log = logging.getLogger(__name__)
 CACHE_SIZE = 1024
@@ -110,7 +119,6 @@ def build_schema(prod: bool = False) -> strawberry.Schema:
             ProdLimits if prod else DevLimits,
             _parser_cache,
             _validation_cache,
-            Guard,
         ],
     )
     use_attribute_resolvers(schema)
@@ -185,8 +193,12 @@ def refusal(
 ) -> Response:
     """A GraphQL-shaped JSON answer to a request refused before any operation ran."""
     payload = {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+    no_store = {NO_STORE[0].decode(): NO_STORE[1].decode()}
     return Response(
-        json.dumps(payload), status_code=status, media_type="application/json", headers=headers
+        json.dumps(payload),
+        status_code=status,
+        media_type="application/json",
+        headers={**no_store, **(headers or {})},
     )
 
 
@@ -201,16 +213,35 @@ def http_refusal(exc: HTTPException) -> Response:
 
 
 class HubGraphQL(GraphQL[Context, None]):
-    """Strawberry's view for everything the JSON fast path does not run."""
+    """Strawberry's view: websockets, GraphiQL, and refusals of what is not GraphQL over
+    HTTP. Operations over HTTP run in ``schema.http``; here only websocket ones do."""
 
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
 
-    def __init__(self, schema: strawberry.Schema, prod: bool) -> None:
-        super().__init__(schema, graphql_ide=None if prod else "graphiql")
+    def __init__(self, schema: strawberry.Schema, prod: bool, gate: Gate) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None if prod else "graphiql",
+            max_subscriptions_per_connection=MAX_OPERATIONS_PER_CONNECTION,
+        )
         self.prod = prod
+        self.gate = gate
+        self.connections = Connections()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            client = scope["client"][0] if scope.get("client") else "unknown"
+            reason = self.connections.refusal(client)
+            if reason is not None:
+                await refuse_connection(scope, receive, send, reason)
+                return
+            self.connections.opened(client)
+            try:
+                await super().__call__(scope, bounded_messages(receive, send), send)
+            finally:
+                self.connections.closed(client)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -229,12 +260,23 @@ class HubGraphQL(GraphQL[Context, None]):
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType:
-        # A token in connection_init replaces the upgrade request's header, if any.
+        # A token in connection_init replaces the upgrade request's header, if any. A bad
+        # one is refused here, as over HTTP, not acknowledged.
         authorization = connection_authorization(context.connection_params)
         if authorization is not None:
             fresh = await request_context(context.hub, authorization, context.client)
             context.principal, context.auth_error = fresh.principal, fresh.auth_error
+        if context.auth_error is not None:
+            error = context.auth_error
+            raise ConnectionRejectionError(
+                {"message": error.message, "extensions": {"code": error.code}}
+            )
         return UNSET
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        # Every HTTP operation runs in schema.http, behind the gate; nothing reaches here
+        # but what is not a GraphQL request over HTTP.
+        raise HTTPException(400, "send the operation by POST or GET /graphql, as JSON")
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -333,5 +375,6 @@ class BodyLimit:
 def graphql_app(prod: bool = False) -> ASGIApp:
     """The ASGI app to mount at /graphql (HTTP and websocket)."""
     schema = build_schema(prod)
-    view = HubGraphQL(schema, prod)
-    return BodyLimit(GraphQLPost(schema, view, prod, request_context))
+    gate = Gate(schema, prod)
+    view = HubGraphQL(schema, prod, gate)
+    return BodyLimit(GraphQLHTTP(schema, view, gate, prod, request_context))

@@ -59,6 +59,12 @@ class Context:
         self.institutions = institution_loader(self)
         self.access = access_loader(self)
 
+    @property
+    def rate_key(self) -> str:
+        """Whose rate limit a request counts against: the principal, else the address."""
+        p = self.principal
+        return f"ip:{self.client}" if p is None else f"{p.role}:{p.inst or ''}:{p.sub}"
+
     def begin_operation(self) -> None:
         """Forget what an earlier operation read. A websocket keeps one context for its
         life: without this a grant revoked meanwhile would still apply, the checkpoint
@@ -94,10 +100,13 @@ class Context:
             self._scope = scope_for(p, grants)
         return self._scope
 
-    async def head(self, size: int | None = None) -> SignedHead | None:
-        """The latest signed checkpoint (read once per request), or the one of ``size``."""
+    async def head(self, size: int | None = None, covering: int = -1) -> SignedHead | None:
+        """The latest signed checkpoint (read once per request), or the one of ``size``.
+
+        With ``covering``, one that includes that leaf: a leaf this request anchored (a
+        body read's access leaf) is newer than the checkpoint read before it."""
         if size is not None:
             return await signed_head(self.hub.db, size)
-        if self._head is None:
+        if self._head is None or self._head.size <= covering:
             self._head = await signed_head(self.hub.db)
         return self._head

@@ -1,8 +1,9 @@
-"""Request limits and error shaping, as strawberry extensions.
+"""Request limits and error shaping.
 
 The validation rules are built once, here, at import: strawberry's validation cache is
 keyed by the rule classes, so rules built per request (as the stock limiter extensions
-do) would make every request miss it.
+do) would make every request miss it. Depth and repeated fields are checked before
+validation, by ``schema.gate``.
 """
 
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,27 +20,33 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
 from hub.auth.tokens import AuthError
-from hub.errors import BadInput, HubError, RateLimited, Unavailable
+from hub.errors import HubError, RateLimited, Unavailable
 from schema.messages import without_suggestions, without_values
 
 MAX_DEPTH: Final = 10
 MAX_ALIASES: Final = 30
-# Batches travel as variables, which are not tokens; a query text is small.
-MAX_TOKENS: Final = 4000
+# Batches travel as variables, which are not tokens; a query text is small (the full
+# introspection query is ~160 tokens). graphql-core's lexer costs microseconds a token, so
+# the cap bounds what parsing a refused text can cost.
+MAX_TOKENS: Final = 1000
+MAX_QUERY_CHARS: Final = 64 * 1024
+# How often one response name may be selected in one selection set (fragments included).
+MAX_REPEATS: Final = 10
+# How often one name may appear in a whole text, and how many fields it may select.
+MAX_NAME_USES: Final = 100
+MAX_FIELDS: Final = 200
 MAX_PAGE: Final = 100
 DEFAULT_PAGE: Final = 20
 MAX_BATCH: Final = 500
 MAX_REQUEST_BYTES: Final = 2 * 1024 * 1024
 MAX_ACCESS_EVENTS: Final = 500
 
-DEPTH_RULE: Final = depth_validator(MAX_DEPTH, None, None)
 ALIAS_RULE: Final = alias_validator(MAX_ALIASES)
-DEV_RULES: Final = (DEPTH_RULE, ALIAS_RULE)
+DEV_RULES: Final = (ALIAS_RULE,)
 PROD_RULES: Final = (*DEV_RULES, NoSchemaIntrospectionCustomRule)
 
 
@@ -86,49 +93,6 @@ def batch_size(document: DocumentNode, variables: dict[str, Any] | None) -> int:
                 else:
                     total += 1
     return total
-
-
-def refused(error: HubError | AuthError) -> ExecutionResult:
-    return ExecutionResult(
-        data=None,
-        errors=[GraphQLError(error.message, original_error=error, extensions={"code": error.code})],
-    )
-
-
-class Guard(SchemaExtension):
-    """Checks that refuse an operation before any resolver runs: the token, the caller's
-    rate limit and the size of a submitted batch."""
-
-    def on_execute(self) -> Iterator[None]:
-        from schema.context import Context
-
-        ec = self.execution_context
-        ctx = ec.context
-        if isinstance(ctx, Context):
-            ctx.begin_operation()
-        if isinstance(ctx, Context) and not ec.result:
-            refusal = guard_refusal(ctx, ec.graphql_document, ec.variables)
-            if refusal is not None:
-                ec.result = refused(refusal)
-        yield
-
-
-def guard_refusal(
-    ctx: Any, document: DocumentNode | None, variables: dict[str, Any] | None
-) -> HubError | AuthError | None:
-    """Why an operation that parsed and validated must not run: a bad token, the caller's
-    rate limit, or a batch over the cap; None when it may run."""
-    if ctx.auth_error is not None:
-        return ctx.auth_error  # type: ignore[no-any-return]
-    p = ctx.principal
-    key = f"ip:{ctx.client}" if p is None else f"{p.role}:{p.inst or ''}:{p.sub}"
-    try:
-        ctx.guards.requests.check(key)
-    except HubError as exc:
-        return exc
-    if document is not None and batch_size(document, variables) > MAX_BATCH:
-        return BadInput(f"documents: at most {MAX_BATCH} documents per request")
-    return None
 
 
 def is_unexpected(error: GraphQLError) -> bool:

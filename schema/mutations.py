@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+from datetime import date, timedelta
 
 import strawberry
 from strawberry.types import Info
@@ -24,6 +25,20 @@ from schema.types import (
     View,
     b64,
 )
+
+# "until" is the last day a grant holds: the midnight after it must still be a date.
+LAST_UNTIL = date.max - timedelta(days=1)
+
+
+def _check_until(until: str | None) -> None:
+    if until is None:
+        return
+    try:
+        day = date.fromisoformat(until[:10])
+    except ValueError:
+        return  # not a date at all: create_grant says what it must be
+    if day > LAST_UNTIL:
+        raise BadInput(f"until: must be {LAST_UNTIL.isoformat()} or earlier")
 
 
 def _public_key(text: str) -> bytes:
@@ -103,6 +118,7 @@ class Mutation:
     ) -> Grant:
         require(info, ADMIN)
         ctx = context(info)
+        _check_until(until)
         grant = await create_grant(
             ctx.hub,
             agency=str(agency),

@@ -10,6 +10,7 @@ from strawberry.types import Info
 from hub.auth.principal import Principal
 from hub.errors import Forbidden, Unauthenticated
 from schema.context import Context
+from schema.gate import NEEDS_TOKEN
 
 HOSPITAL, AGENCY, PATIENT, WITNESS, AUDITOR, ADMIN = (
     "hospital",
@@ -34,7 +35,7 @@ def require(info: Info, *roles: str) -> Principal:
     """The caller, if its role is one of ``roles`` (any role when none are given)."""
     principal = context(info).principal
     if principal is None:
-        raise Unauthenticated("this operation needs a bearer token")
+        raise Unauthenticated(NEEDS_TOKEN)
     if roles and principal.role not in roles:
         raise Forbidden(f"the {principal.role} role may not do this")
     return principal

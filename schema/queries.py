@@ -12,13 +12,14 @@ import binascii
 import hmac
 import re
 from datetime import date
+from typing import Any
 
 import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
 from hub.access import documents as docs
-from hub.access.access_log import access_events, record_reads
+from hub.access.access_log import access_events, count_access_events, record_reads
 from hub.access.grants import list_grants
 from hub.access.visibility import Access
 from hub.documents.invoice import INVOICE_TYPE
@@ -36,6 +37,8 @@ from schema.permissions import (
 )
 from schema.types import (
     AccessEvent,
+    AccessEventConnection,
+    AccessEventEdge,
     Checkpoint,
     ConsistencyProof,
     Document,
@@ -113,13 +116,19 @@ def _cursor(leaf_index: int) -> str:
     return base64.urlsafe_b64encode(f"leaf:{leaf_index}".encode()).decode()
 
 
+# Leaf indexes are 64-bit in the database; a cursor past that was never handed out.
+_MAX_LEAF = 2**63 - 1
+
+
 def _after(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if text.startswith("leaf:"):
-            return int(text.removeprefix("leaf:"))
+        number = text.removeprefix("leaf:")
+        digits = text.startswith("leaf:") and number.isdigit() and len(number) <= 19
+        if digits and int(number) <= _MAX_LEAF:
+            return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise BadInput("after: not a cursor from this API")
@@ -130,8 +139,23 @@ def _date(value: str | None, name: str) -> date | None:
         return None
     try:
         return date.fromisoformat(value)
-    except ValueError:
+    except (ValueError, TypeError):
         raise BadInput(f"{name}: must be a date YYYY-MM-DD") from None
+
+
+async def _access_where(info: Info, document_id: strawberry.ID | None) -> dict[str, Any]:
+    """Which access events the caller may see: an agency its own reads, a hospital or
+    patient the reads of its documents, an auditor all."""
+    principal = require(info, *ACCESS_LOG_READERS)
+    ctx = context(info)
+    found: dict[str, Any] = {"doc_id": None if document_id is None else str(document_id)}
+    if principal.role == AGENCY:
+        found["agency"] = principal.inst
+    elif principal.role in ("hospital", "patient"):
+        where = (await ctx.scope()).sql("d.")
+        assert where is not None
+        found["where"] = where
+    return found
 
 
 @strawberry.type
@@ -263,26 +287,45 @@ class Query:
         hashes = await hub.tiles.consistency_proof(from_size, to) if from_size < to else []
         return ConsistencyProof(from_size=from_size, to_size=to, hashes=[b64(h) for h in hashes])
 
-    @strawberry.field(description="Who read documents: a patient sees reads of their own")
+    @strawberry.field(
+        description="Who read documents, oldest first (at most 500; accessLogConnection"
+        " pages through all): a patient sees reads of their own"
+    )
     async def access_log(
         self, info: Info, document_id: strawberry.ID | None = None
     ) -> list[AccessEvent]:
-        principal = require(info, *ACCESS_LOG_READERS)
         ctx = context(info)
-        doc_id = None if document_id is None else str(document_id)
-        if principal.role == AGENCY:
-            records = await access_events(
-                ctx.hub.db, doc_id=doc_id, agency=principal.inst, limit=MAX_ACCESS_EVENTS
-            )
-        elif principal.role in ("hospital", "patient"):
-            where = (await ctx.scope()).sql("d.")
-            assert where is not None
-            records = await access_events(
-                ctx.hub.db, where=where, doc_id=doc_id, limit=MAX_ACCESS_EVENTS
-            )
-        else:
-            records = await access_events(ctx.hub.db, doc_id=doc_id, limit=MAX_ACCESS_EVENTS)
-        return [AccessEvent.of(r) for r in records]
+        where = await _access_where(info, document_id)
+        return [
+            AccessEvent.of(r)
+            for r in await access_events(ctx.hub.db, **where, limit=MAX_ACCESS_EVENTS)
+        ]
+
+    @strawberry.field(
+        description="accessLog as a connection: every event, a page at a time, oldest first"
+    )
+    async def access_log_connection(
+        self,
+        info: Info,
+        document_id: strawberry.ID | None = None,
+        first: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> AccessEventConnection:
+        if not 1 <= first <= MAX_PAGE:
+            raise BadInput(f"first: must be between 1 and {MAX_PAGE}")
+        ctx = context(info)
+        where = await _access_where(info, document_id)
+        records = await access_events(ctx.hub.db, **where, limit=first + 1, after=_after(after))
+        edges = [
+            AccessEventEdge(cursor=_cursor(r.leaf_index), node=AccessEvent.of(r))
+            for r in records[:first]
+        ]
+        end = edges[-1].cursor if edges else None
+        return AccessEventConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=len(records) > first, end_cursor=end),
+            counter=lambda: count_access_events(ctx.hub.db, **where),
+        )
 
     @strawberry.field(description="Grants: an agency sees its own; admin and auditor all")
     async def grants(self, info: Info) -> list[Grant]:

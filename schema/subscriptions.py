@@ -1,29 +1,18 @@
 """Subscription `checkpoints`: each newly signed checkpoint, starting with the current one."""
 
-import asyncio
 from collections.abc import AsyncGenerator
 
 import strawberry
 from strawberry.types import Info
 
-from hub.ledger.storage import read_checkpoint
 from schema.permissions import context
 from schema.types import Checkpoint
-
-# Polling the database keeps every hub process's subscribers in step, whichever
-# process signed; one small primary-key read a second per subscriber.
-POLL_SECONDS = 1.0
+from schema.watcher import checkpoint_watcher
 
 
 @strawberry.type
 class Subscription:
     @strawberry.subscription(description="The latest checkpoint, then each larger one")
     async def checkpoints(self, info: Info) -> AsyncGenerator[Checkpoint, None]:
-        db = context(info).hub.db
-        last = -1
-        while True:
-            head = await read_checkpoint(db)
-            if head is not None and head.size > last:
-                last = head.size
-                yield Checkpoint.of(head)
-            await asyncio.sleep(POLL_SECONDS)
+        async for head in checkpoint_watcher(context(info).hub).heads():
+            yield Checkpoint.of(head)

@@ -137,7 +137,7 @@ class ConsistencyProof:
 async def inclusion_proof(info: Info, index: int, data: bytes, size: int | None) -> InclusionProof:
     ctx = context(info)
     hub = ctx.hub
-    head = await ctx.head(size)
+    head = await ctx.head(size, covering=index)
     if head is None:
         raise BadInput("treeSize: the log signed no checkpoint of this size")
     if index >= head.size:
@@ -366,6 +366,23 @@ class AccessEvent:
     @strawberry.field(description="Proof that this read is in the log")
     async def inclusion_proof(self, info: Info, tree_size: int | None = None) -> InclusionProof:
         return await inclusion_proof(info, self.leaf_index, self.record.leaf_data, tree_size)
+
+
+@strawberry.type
+class AccessEventEdge:
+    cursor: str
+    node: AccessEvent
+
+
+@strawberry.type
+class AccessEventConnection:
+    edges: list[AccessEventEdge]
+    page_info: PageInfo
+    counter: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self.counter()
 
 
 @strawberry.type

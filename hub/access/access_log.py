@@ -122,8 +122,26 @@ async def access_events(
     doc_id: str | None = None,
     agency: str | None = None,
     limit: int = 500,
+    after: int | None = None,
 ) -> list[AccessRecord]:
-    """Access events, oldest first. ``where`` is a clause on the document (alias ``d``)."""
+    """Access events, oldest first. ``where`` is a clause on the document (alias ``d``);
+    ``after`` a leaf index: only the events anchored after it (a page's cursor)."""
+    clause, params = _clause(where, doc_id, agency, after)
+    rows = await db.sql.fetch(
+        "SELECT a.agency, d.issuer, d.type, d.doc_id, d.version, a.purpose, a.at, a.leaf_index"
+        f" FROM access_events a JOIN documents d ON d.id = a.document_id{clause}"
+        " ORDER BY a.leaf_index LIMIT ?",
+        [*params, limit],
+    )
+    return [AccessRecord(r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6], int(r[7])) for r in rows]
+
+
+def _clause(
+    where: tuple[str, list[Any]] | None,
+    doc_id: str | None,
+    agency: str | None,
+    after: int | None = None,
+) -> tuple[str, list[Any]]:
     parts: list[str] = []
     params: list[Any] = []
     if where is not None:
@@ -135,11 +153,23 @@ async def access_events(
     if agency is not None:
         parts.append("a.agency = ?")
         params.append(agency)
-    clause = (" WHERE " + " AND ".join(parts)) if parts else ""
+    if after is not None:
+        parts.append("a.leaf_index > ?")
+        params.append(after)
+    return ((" WHERE " + " AND ".join(parts)) if parts else ""), params
+
+
+async def count_access_events(
+    db: Database,
+    *,
+    where: tuple[str, list[Any]] | None = None,
+    doc_id: str | None = None,
+    agency: str | None = None,
+) -> int:
+    """How many access events ``access_events`` would list without a limit."""
+    clause, params = _clause(where, doc_id, agency)
     rows = await db.sql.fetch(
-        "SELECT a.agency, d.issuer, d.type, d.doc_id, d.version, a.purpose, a.at, a.leaf_index"
-        f" FROM access_events a JOIN documents d ON d.id = a.document_id{clause}"
-        " ORDER BY a.leaf_index LIMIT ?",
-        [*params, limit],
+        f"SELECT COUNT(*) FROM access_events a JOIN documents d ON d.id = a.document_id{clause}",
+        params,
     )
-    return [AccessRecord(r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6], int(r[7])) for r in rows]
+    return int(rows[0][0])

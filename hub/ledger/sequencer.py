@@ -120,6 +120,8 @@ class Sequencer:
         self._depth = integrator.depth if integrator is not None else 1
         self._pending: list[tuple[Submission, asyncio.Future[SignedHead]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Called with each newly signed checkpoint (the subscriptions' watcher).
+        self.listeners: list[Callable[[SignedHead], None]] = []
 
     async def submit(self, submission: Submission) -> SignedHead:
         future: asyncio.Future[SignedHead] = asyncio.get_running_loop().create_future()
@@ -187,6 +189,8 @@ class Sequencer:
                 future.set_result(head)
             else:
                 future.set_exception(error)
+        for listener in self.listeners:
+            listener(head)
         if self.observer is not None:  # after the answers: an observer never delays or fails one
             self.observer(Integrated(len(group), entries, time.perf_counter() - started, head.size))
 

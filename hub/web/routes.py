@@ -82,8 +82,9 @@ async def qr(request: Request) -> Response:
     codes = {k: request.query_params.get(k, "") for k in _CODES}
     if not all(pattern.fullmatch(codes[k]) for k, pattern in _CODES.items()):
         return PlainTextResponse("not found\n", status_code=404)
-    # The QR code opens the page on the host the printout came from.
-    url = f"{str(request.base_url).rstrip('/')}/verify?{urlencode(codes)}"
+    # The configured public origin, never the request's Host: a proxy that forwards any
+    # host would otherwise print codes that send patients elsewhere.
+    url = f"{request.app.state.hub.settings.public_url}/verify?{urlencode(codes)}"
     return Response(qr_svg(url), media_type="image/svg+xml", headers=PAGE_HEADERS)
 
 

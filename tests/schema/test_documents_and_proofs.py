@@ -15,7 +15,6 @@ from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.receipt import verify_receipt
 from hub.ledger.storage import TileReader
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion
-from schema import subscriptions
 from schema.app import build_schema
 from schema.context import Context
 from schema.executor import HubExecutionContext
@@ -177,8 +176,7 @@ async def test_erased_document_reads_as_erased_and_still_proves(world: World) ->
     verify_receipt(d["inclusionProof"]["receipt"], world.hub.signer.verifier)
 
 
-async def test_checkpoints_subscription(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(subscriptions, "POLL_SECONDS", 0.01)
+async def test_checkpoints_subscription(world: World) -> None:
     guards = world.hub.extras["graphql.guards"]
     ctx = Context(world.hub, None, None, "test", guards)  # type: ignore[arg-type]
     stream = await build_schema().subscribe(

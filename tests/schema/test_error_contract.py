@@ -16,7 +16,7 @@ from hub.app import create_app
 from hub.documents.demo_data import demo_invoices
 from schema.context import Guards
 from schema.export import DEFAULT_PATH
-from tests.schema.conftest import HOSP_A, World, code_of, doc_id, start_hub
+from tests.schema.conftest import HOSP_A, World, code_of, doc_id, issuer_for, start_hub
 
 CHECKPOINT = "{ checkpoint { treeSize } }"
 SUBMIT = (
@@ -140,19 +140,23 @@ MISTYPED_FIELD = {
 async def test_dev_suggests_schema_names(world: World) -> None:
     typo = await world.gql(TYPO)
     assert "Did you mean 'checkpoint'?" in typo["errors"][0]["message"]
-    field = await world.client.post("/graphql", json=MISTYPED_FIELD)
+    # A mutation's variables are checked once it has a token (anonymous ones stop before).
+    hospital = {"Authorization": f"Bearer {world.token('hospital', 'his', HOSP_A)}"}
+    field = await world.client.post("/graphql", json=MISTYPED_FIELD, headers=hospital)
     assert "Did you mean 'type'?" in field.json()["errors"][0]["message"]
 
 
 async def test_prod_suggests_no_schema_names(database_url: str, tmp_path: Path) -> None:
     hub = await start_hub(database_url, tmp_path, env="prod")
+    token = issuer_for(hub).issue(role="hospital", sub="his", inst=HOSP_A)
+    hospital = {"Authorization": f"Bearer {token}"}
     try:
         transport = httpx.ASGITransport(app=create_app(hub=hub))
         async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
             answers = [
                 await client.post("/graphql", json={"query": TYPO}),
                 await client.get("/graphql", params={"query": TYPO}),
-                await client.post("/graphql", json=MISTYPED_FIELD),
+                await client.post("/graphql", json=MISTYPED_FIELD, headers=hospital),
             ]
     finally:
         await hub.stop()

@@ -177,24 +177,27 @@ async def test_prod_hides_introspection_and_graphiql(database_url: str, tmp_path
 async def test_an_operation_text_is_validated_once_with_the_limits_on(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import schema.http
+    import schema.gate
 
     validated: list[int] = []
-    real = schema.http.validate_document
+    real = schema.gate.validate_document
 
     def counting(*args: Any) -> Any:
         validated.append(1)
         return real(*args)
 
-    monkeypatch.setattr(schema.http, "validate_document", counting)
+    monkeypatch.setattr(schema.gate, "validate_document", counting)
     query = "{ checkpoint { treeSize rootHash } } # validated once"
     for _ in range(3):
         assert code_of(await world.gql(query)) is None
     assert len(validated) == 1
-    # The limits are among the cached rules: a refused text stays refused from the cache.
+    # A refused text stays refused from the cache; one over a limit is refused before
+    # validation ever runs.
+    unknown = "{ checkpoint { noSuchField } }"
     too_many = (
         "{ " + " ".join(f"a{i}: checkpoint {{ treeSize }}" for i in range(MAX_ALIASES + 1)) + " }"
     )
     for _ in range(2):
+        assert code_of(await world.gql(unknown)) == "BAD_INPUT"
         assert code_of(await world.gql(too_many)) == "BAD_INPUT"
     assert len(validated) == 2

@@ -2,12 +2,14 @@
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from hub.app import create_app
+from hub.config import DEFAULT_PUBLIC_URL, Settings
 from hub.services import Hub
 from hub.web.routes import ASSETS, qr_svg
 
@@ -52,7 +54,23 @@ async def test_assets_are_served_and_nothing_else(client: httpx.AsyncClient) -> 
 async def test_qr_code_opens_the_page_with_the_codes(client: httpx.AsyncClient) -> None:
     r = await client.get(f"/verify/qr.svg?{urlencode(CODES)}")
     assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
-    assert r.content == qr_svg(f"http://hub.test/verify?{urlencode(CODES)}")
-    assert r.content != qr_svg(f"http://hub.test/verify?{urlencode({**CODES, 'check': 'zzzzzz'})}")
+    assert r.content == qr_svg(f"{DEFAULT_PUBLIC_URL}/verify?{urlencode(CODES)}")
+    assert r.content != qr_svg(
+        f"{DEFAULT_PUBLIC_URL}/verify?{urlencode({**CODES, 'check': 'zzzzzz'})}"
+    )
     for bad in ({**CODES, "check": "a1B2c"}, {**CODES, "code": "4601012x"}, {}):
         assert (await client.get(f"/verify/qr.svg?{urlencode(bad)}")).status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_qr_code_links_to_hub_public_url_never_the_host_header(hub: Hub) -> None:
+    public = Settings.from_env({"HUB_PUBLIC_URL": "https://hub.example.org/"}).public_url
+    assert public == "https://hub.example.org"
+    hub.settings = replace(hub.settings, public_url=public)
+    transport = httpx.ASGITransport(app=create_app(hub=hub))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as c:
+        r = await c.get(f"/verify/qr.svg?{urlencode(CODES)}", headers={"Host": "evil.example"})
+    assert r.content == qr_svg(f"https://hub.example.org/verify?{urlencode(CODES)}")
+    for bad in ("ftp://x", "https://hub.example.org/?next=evil", "hub.example.org"):
+        with pytest.raises(ValueError, match="HUB_PUBLIC_URL"):
+            Settings.from_env({"HUB_PUBLIC_URL": bad})
