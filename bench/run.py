@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--mllp", action="store_true", help="only MLLP end to end (20,000)")
     group.add_argument(
         "--witnesses", action="store_true", help="only ingest with 3 witnesses against none"
+    )
+    group.add_argument(
         "--refusals", action="store_true", help="only what refused requests cost (~2 min)"
     )
     group.add_argument(
