@@ -25,6 +25,7 @@ from hub.documents.invoice import INVOICE_TYPE
 from hub.errors import BadInput, NotFound
 from hub.institutions import list_institutions
 from hub.ledger.storage import read_checkpoint
+from schema.claims import ClaimQueries
 from schema.limits import DEFAULT_PAGE, MAX_ACCESS_EVENTS, MAX_PAGE
 from schema.permissions import (
     ACCESS_LOG_READERS,
@@ -135,7 +136,7 @@ def _date(value: str | None, name: str) -> date | None:
 
 
 @strawberry.type
-class Query:
+class Query(ClaimQueries):
     @strawberry.field(description="The log's latest signed checkpoint (no token needed)")
     async def checkpoint(self, info: Info) -> Checkpoint:
         head = await context(info).head()

@@ -7,6 +7,7 @@ import strawberry
 from strawberry.types import Info
 
 from hub.ledger.storage import read_checkpoint
+from schema.claims import ClaimSubscriptions
 from schema.permissions import context
 from schema.types import Checkpoint
 
@@ -16,7 +17,7 @@ POLL_SECONDS = 1.0
 
 
 @strawberry.type
-class Subscription:
+class Subscription(ClaimSubscriptions):
     @strawberry.subscription(description="The latest checkpoint, then each larger one")
     async def checkpoints(self, info: Info) -> AsyncGenerator[Checkpoint, None]:
         db = context(info).hub.db

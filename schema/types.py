@@ -27,6 +27,7 @@ from hub.institutions import InstitutionRecord
 from hub.ledger.receipt import Receipt, format_receipt
 from hub.ledger.storage import SignedHead
 from hub.ledger.tree import leaf_hash
+from schema.claims import DocumentClaims
 from schema.limits import MAX_ACCESS_EVENTS
 from schema.permissions import context
 
@@ -151,7 +152,7 @@ class Institution:
 
 
 @strawberry.type
-class Document:
+class Document(DocumentClaims):
     """One version of a document, as far as the caller may see it."""
 
     id: strawberry.ID
@@ -353,6 +354,7 @@ class Grant:
     revoked_at: str | None
     leaf_index: int
     active: bool
+    claims: bool = strawberry.field(description="Whether the grant lets the agency claim")
 
     @classmethod
     def of(cls, g: GrantRecord, active: bool) -> "Grant":
@@ -368,4 +370,5 @@ class Grant:
             revoked_at=g.revoked_at,
             leaf_index=g.leaf_index,
             active=active,
+            claims=g.claims,
         )
