@@ -106,6 +106,7 @@ async def cmd_grant_add(args: argparse.Namespace, settings: Settings) -> int:
             view=args.view,
             purpose=args.purpose,
             until=args.until,
+            claims=args.claims,
         )
         print(grant_id)
         return 0
@@ -127,7 +128,7 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
         await db.close()
     print(
         f"ledger OK: {report.size} leaves, {report.checkpoints} checkpoints, "
-        f"{report.documents} documents and {report.governance} access/grant rows verified"
+        f"{report.documents} documents and {report.governance} access/grant/claim rows verified"
     )
     return 0
 
@@ -285,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--view", required=True, choices=["full", "financial", "summary"])
     gadd.add_argument("--purpose", required=True)
     gadd.add_argument("--until", help="last valid date (YYYY-MM-DD)")
+    gadd.add_argument(
+        "--claims", action="store_true", help="the agency may also book reimbursement claims"
+    )
     gadd.set_defaults(handler=cmd_grant_add)
 
     ledger = sub.add_parser("ledger", help="the ledger").add_subparsers(

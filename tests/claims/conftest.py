@@ -117,3 +117,18 @@ async def claim(
     world: World, token: str, body: dict[str, Any], amount: str, ref: str = "case-1"
 ) -> dict[str, Any]:
     return await world.gql(CLAIM, {"id": doc_id(body), "amount": amount, "ref": ref}, token)
+
+
+SUBMIT = (
+    "mutation($d: [DocumentInput!]!) { submitDocuments(documents: $d) {"
+    " results { id status version error { code message } } } }"
+)
+
+
+def reversal_input(body: dict[str, Any], supersedes: int = 1) -> dict[str, Any]:
+    return {
+        "type": "medical_invoice",
+        "id": doc_id(body),
+        "body": reversal_of(body),
+        "supersedes": supersedes,
+    }
