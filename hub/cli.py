@@ -219,6 +219,9 @@ async def _prepare_demo(settings: Settings, args: argparse.Namespace) -> None:
             f"agency without a grant ({AGENCIES[2][0]})": issue_token(
                 settings, "agency", f"analyst@{AGENCIES[2][0]}", AGENCIES[2][0], 86400
             ),
+            f"insurer that claims ({AGENCIES[3][0]})": issue_token(
+                settings, "agency", f"clerk@{AGENCIES[3][0]}", AGENCIES[3][0], 86400
+            ),
             f"patient ({seed.patient})": issue_token(
                 settings, "patient", seed.patient, None, 86400
             ),

@@ -16,6 +16,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from "./proof.js";
+import { renderClaims } from "./claims.js";
 
 const STEPS = ["digest", "leaf", "inclusion", "signature", "consistency"];
 const CODES = { code: /^[0-9]{8}$/, number: /^[0-9]{10}$/, check: /^[0-9A-Za-z]{6}$/ };
@@ -25,6 +26,7 @@ const QUERY = `query Invoice($c: String!, $n: String!, $k: String!) {
     id type issuer version status body salt digest leafIndex issuedAt
     inclusionProof { leafIndex treeSize leafHash leafData receipt }
     accessEvents { agency purpose at version leafIndex }
+    claims { agency amount at status }
   }
 }`;
 
@@ -453,12 +455,13 @@ function render() {
   renderVerdict();
   renderInvoice();
   renderAccess();
+  renderClaims($("claims"), current.doc.claims ?? null, lang);
   renderDownloads();
 }
 
 function reset(status) {
   current = { status };
-  for (const id of ["verdict", "invoice", "access", "downloads", "steps-box", "consistency", "warning"]) {
+  for (const id of ["verdict", "invoice", "access", "claims", "downloads", "steps-box", "consistency", "warning"]) {
     $(id).hidden = true;
   }
   delete $("verdict").dataset.verdict;
