@@ -5,11 +5,13 @@
     .venv/bin/python bench/run.py --huge     # full, plus the hub at 10M (memory flatness)
     .venv/bin/python bench/run.py --graphql  # only the GraphQL gateway over HTTP (~5 min)
     .venv/bin/python bench/run.py --mllp     # only MLLP end to end (bench/mllp.py, ~1 min)
+    .venv/bin/python bench/run.py --claims   # only claimDocument over HTTP (bench/claims.py)
 
 Full and huge modes end with the GraphQL gateway bench (bench/graphql.py): one `hub serve`
 worker on a 1,000,000-entry ledger, load from wrk (or httpx) in other processes. Every
 mode ends with MLLP end to end (bench/mllp.py: HL7 senders -> `hub adapter mllp` ->
-`hub serve` -> signed checkpoint; 20,000 messages, 2,000 in quick mode).
+`hub serve` -> signed checkpoint; 20,000 messages, 2,000 in quick mode), then claims
+(bench/claims.py: `claimDocument` from several clients, one worker on SQLite).
 
 Each (implementation, size) runs in a fresh subprocess, so its peak RSS is its own and
 one crash does not hide the other figures. HUB_BENCH_POSTGRES_URL (an admin URL, e.g.
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "--graphql", action="store_true", help="only the GraphQL gateway over HTTP at 1,000,000"
     )
     group.add_argument("--mllp", action="store_true", help="only MLLP end to end (20,000)")
+    group.add_argument("--claims", action="store_true", help="only claimDocument over HTTP")
     group.add_argument(
         "--ledger", action="store_true", help="only the ledger and its peers (full sizes)"
     )
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_graphql(False, args.out)
     if args.mllp:
         return run_mllp(20_000, args.out)
+    if args.claims:
+        return run_claims(False, args.out)
     mode = MODES["quick" if args.quick else "huge" if args.huge else "full"]
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
@@ -248,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failed or problems else 0
     gateway = 0 if mode.name == "quick" else run_graphql(False, args.out)
     mllp = run_mllp(2_000 if mode.name == "quick" else 20_000, args.out)
-    return 1 if failed or problems or gateway or mllp else 0
+    claims = run_claims(mode.name == "quick", args.out)
+    return 1 if failed or problems or gateway or mllp or claims else 0
 
 
 def run_graphql(quick: bool, out: Path) -> int:
@@ -256,6 +262,13 @@ def run_graphql(quick: bool, out: Path) -> int:
     from bench import graphql
 
     return graphql.run(quick, os.environ.get(PG_ENV, ""), out)
+
+
+def run_claims(quick: bool, out: Path) -> int:
+    """The claims bench (bench/claims.py); writes out/claims.json, exit 1 below target."""
+    from bench import claims
+
+    return claims.run(quick, out)
 
 
 def run_mllp(messages: int, out: Path) -> int:

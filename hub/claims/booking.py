@@ -9,6 +9,7 @@ once its leaf is covered by a signed checkpoint.
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,6 +28,7 @@ from hub.claims.store import SELECT, ClaimRecord, record_of
 from hub.documents.canonical import SALT_BYTES
 from hub.errors import BadInput, Conflict, NotFound
 from hub.ledger.sequencer import Staged
+from hub.ledger.tree import leaf_hash
 from hub.sql import Sql
 
 if TYPE_CHECKING:
@@ -69,13 +71,38 @@ def nothing_left(why: str) -> Conflict:
     return Conflict(f"{why}: nothing is claimable on it ({money_text(ZERO)} still claimable)")
 
 
-async def _active_total(sql: Sql, key: DocKey) -> Decimal:
-    rows = await sql.fetch(
-        "SELECT amount FROM claims WHERE issuer = ? AND type = ? AND doc_id = ?"
-        " AND status = 'active'",
-        list(key),
-    )
-    return sum((Decimal(r[0]) for r in rows), ZERO)
+# What the group's bookings need of the database, read once for all of them (prefetch).
+_VERSIONS, _TOTALS = "claims.versions", "claims.totals"
+_IDS_PER_QUERY = 900
+
+Version = tuple[int, str, bool]  # version, status, erased
+
+
+async def _load(sql: Sql, keys: set[DocKey], group: dict[str, Any]) -> None:
+    """Every stored version, and the active claims' total, of the documents ``keys``."""
+    versions: dict[DocKey, list[Version]] = group.setdefault(_VERSIONS, {})
+    totals: dict[DocKey, Decimal] = group.setdefault(_TOTALS, {})
+    by_issuer: dict[tuple[str, str], list[str]] = {}
+    for issuer, doc_type, doc_id in sorted(keys - versions.keys()):
+        by_issuer.setdefault((issuer, doc_type), []).append(doc_id)
+    for (issuer, doc_type), ids in by_issuer.items():
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            where = f"issuer = ? AND type = ? AND doc_id IN ({','.join('?' * len(chunk))})"
+            params = [issuer, doc_type, *chunk]
+            for doc_id in chunk:
+                versions[(issuer, doc_type, doc_id)] = []
+                totals[(issuer, doc_type, doc_id)] = ZERO
+            for doc_id, version, status, erased in await sql.fetch(
+                f"SELECT doc_id, version, status, erased_at FROM documents WHERE {where}", params
+            ):
+                versions[(issuer, doc_type, doc_id)].append(
+                    (int(version), status, erased is not None)
+                )
+            for doc_id, amount in await sql.fetch(
+                f"SELECT doc_id, amount FROM claims WHERE {where} AND status = 'active'", params
+            ):
+                totals[(issuer, doc_type, doc_id)] += Decimal(amount)
 
 
 @dataclass
@@ -84,19 +111,33 @@ class _Booking:
     document_pk: int
     claimable: Decimal
     salt: bytes
+    # Built before the integrating transaction: nothing in it depends on the ledger.
+    leaf: bytes = b""
+    leaf_hash: bytes = b""
     leaf_index: int = -1
+
+    def __post_init__(self) -> None:
+        if not self.leaf:
+            self.leaf = booking_leaf(self.fields, self.salt)
+            self.leaf_hash = leaf_hash(self.leaf)
+
+    @classmethod
+    async def prefetch(
+        cls, sql: Sql, bookings: Sequence["_Booking"], group: dict[str, Any]
+    ) -> None:
+        await _load(
+            sql, {(b.fields.issuer, b.fields.type, b.fields.doc_id) for b in bookings}, group
+        )
 
     async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
         f = self.fields
         key = (f.issuer, f.type, f.doc_id)
-        rows = await sql.fetch(
-            "SELECT version, status, erased_at FROM documents WHERE issuer = ? AND type = ?"
-            " AND doc_id = ? AND version >= ? ORDER BY version",
-            [*key, f.version],
-        )
-        if not rows or int(rows[0][0]) != f.version:
+        if key not in group.get(_VERSIONS, {}):
+            await _load(sql, {key}, group)
+        stored = sorted(v for v in group[_VERSIONS][key] if v[0] >= f.version)
+        if not stored or stored[0][0] != f.version:
             raise NotFound("no such document")
-        newer = [(int(v), s) for v, s, _ in rows[1:]]
+        newer = [(v, status) for v, status, _ in stored[1:]]
         staged_newer = group.get(_DOCUMENTS, {}).get((*key, f.version + 1))
         if not newer and staged_newer is not None:
             newer = [(f.version + 1, getattr(staged_newer, "status", "issued"))]
@@ -106,12 +147,12 @@ class _Booking:
             raise nothing_left(
                 f"version {f.version} of this document is {how} by version {version}"
             )
-        if rows[0][1] == "reversed":
+        if stored[0][1] == "reversed":
             raise nothing_left(f"version {f.version} of this document is a reversal (冲红)")
-        if rows[0][2] is not None:
+        if stored[0][2]:
             raise nothing_left(f"version {f.version} of this document was erased")
         pending: dict[DocKey, Decimal] = group.setdefault(_PENDING, {})
-        claimed = await _active_total(sql, key) + pending.get(key, ZERO)
+        claimed = group[_TOTALS][key] + pending.get(key, ZERO)
         amount = Decimal(f.amount)
         left = max(self.claimable - claimed, ZERO)
         if amount > left:
@@ -136,7 +177,7 @@ class _Booking:
             self.salt,
             first_index,
         )
-        return Staged(entries=[booking_leaf(f, self.salt)], writes=[(_INSERT, [row])])
+        return Staged(entries=[self.leaf], leaf_hashes=[self.leaf_hash], writes=[(_INSERT, [row])])
 
     def outcome(self) -> object:
         return self.leaf_index

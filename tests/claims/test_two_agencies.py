@@ -2,6 +2,7 @@
 refused one is told what is left, a release makes it claimable again, and nobody but the
 claimant can release a claim."""
 
+import asyncio
 from decimal import Decimal
 
 from hub.claims.claimable import money_text
@@ -89,3 +90,21 @@ async def test_claims_need_a_claims_grant_and_a_good_amount(claims_world: World)
     assert code_of(await claim(world, a, body, "1.00", " ")) == "BAD_INPUT"
     nowhere = await world.gql(CLAIM, {"id": "99999999-0000000000", "amount": "1", "ref": "r"}, a)
     assert code_of(nowhere) == "NOT_FOUND"
+
+
+async def test_concurrent_claims_on_one_bill_count_each_other(claims_world: World) -> None:
+    """Concurrent bookings, group-committed together, count each other before any is
+    written."""
+    world = claims_world
+    body = world.docs[HOSP][2]
+    whole = claimable(body)
+    share = (whole / 5).quantize(Decimal("0.01"), "ROUND_DOWN")
+    tokens = [agency(world, INSURER_A), agency(world, INSURER_B)]
+    answers = await asyncio.gather(
+        *(claim(world, tokens[n % 2], body, money_text(share), f"case-{n}") for n in range(12))
+    )
+    booked = [a for a in answers if "errors" not in a]
+    assert len(booked) == 5
+    assert {code_of(a) for a in answers if "errors" in a} == {"CONFLICT"}
+    seen = await world.gql(DOCUMENT_CLAIMS, {"id": doc_id(body)}, tokens[0])
+    assert seen["data"]["document"]["claimedAmount"] == money_text(share * 5)
