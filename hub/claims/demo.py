@@ -20,8 +20,8 @@ async def seed_claims(
     hub: "Hub", issuers: dict[str, str], bodies: Sequence[dict[str, Any]], agencies: Sequence[str]
 ) -> int:
     """Book claims on the first CLAIMED_BILLS of ``bodies``: the first agency claims the
-    personal account's share (or half the cash), the second, on every third bill, half
-    the cash; how many were booked.
+    personal account's share (or a third of the cash), the second, on every third bill, a
+    third of the cash, so something is left to claim; how many were booked.
     ``issuers`` maps bill codes to the issuing hospitals."""
     booked = 0
     for n, body in enumerate(bodies[:CLAIMED_BILLS]):
@@ -39,10 +39,10 @@ async def seed_claims(
             int(with_pk[0][0]), issuer, INVOICE_TYPE, versions[-1].id, versions[-1].version, whole
         )
         account = Decimal(body["totals"]["personalAccount"])
-        cash_half = (Decimal(body["totals"]["personalCash"]) / 2).quantize(CENT, ROUND_DOWN)
-        shares = [(agencies[0], account if account > 0 else cash_half)]
+        cash_third = (Decimal(body["totals"]["personalCash"]) / 3).quantize(CENT, ROUND_DOWN)
+        shares = [(agencies[0], account if account > 0 else cash_third)]
         if n % 3 == 0:  # every third bill is claimed at a commercial insurer too
-            shares.append((agencies[1], cash_half))
+            shares.append((agencies[1], cash_third))
         for agency, amount in shares:
             if amount > 0:
                 reference = f"{agency[:3].upper()}-2026-{n + 1:05d}"
