@@ -28,19 +28,23 @@ async def find_target(
     ``version`` names one. NotFound for what the agency may not see."""
     best: tuple[tuple[bool, str, str], docs.DocRow] | None = None
     latest: dict[tuple[str, str], tuple[int, str]] = {}
-    for row in await docs.with_id(db, doc_id):
-        d = row.doc
-        key = (d.issuer, d.type)
-        latest[key] = max(latest.get(key, (0, "")), (d.version, d.status))
-        if issuer is not None and d.issuer != issuer:
-            continue
-        if version is not None and d.version != version:
-            continue
-        if scope.access(d.issuer, d.type, d.subject) is None:
-            continue
-        rank = (d.type != INVOICE_TYPE, d.issuer, d.type)
-        if best is None or rank <= best[0]:  # oldest first: on a tie the later version wins
-            best = (rank, row)
+    # Invoices rank first: look among them alone (one index seek) before all types.
+    for looked_up in (INVOICE_TYPE, None):
+        for row in await docs.with_id(db, doc_id, looked_up):
+            d = row.doc
+            key = (d.issuer, d.type)
+            latest[key] = max(latest.get(key, (0, "")), (d.version, d.status))
+            if issuer is not None and d.issuer != issuer:
+                continue
+            if version is not None and d.version != version:
+                continue
+            if scope.access(d.issuer, d.type, d.subject) is None:
+                continue
+            rank = (d.type != INVOICE_TYPE, d.issuer, d.type)
+            if best is None or rank <= best[0]:  # oldest first: on a tie the later wins
+                best = (rank, row)
+        if best is not None:
+            break
     if best is None:
         raise NotFound(NOT_FOUND_MESSAGE)
     row = best[1]
