@@ -7,13 +7,16 @@
     .venv/bin/python bench/run.py --mllp     # only MLLP end to end (bench/mllp.py, ~1 min)
     .venv/bin/python bench/run.py --witnesses  # only ingest with 3 witnesses vs none
     .venv/bin/python bench/run.py --refusals # only what refused requests cost (~2 min)
+    .venv/bin/python bench/run.py --claims   # only claimDocument over HTTP (bench/claims.py)
 
 Full and huge modes end with the GraphQL gateway bench (bench/graphql.py): one `hub serve`
 worker on a 1,000,000-entry ledger, load from wrk (or httpx) in other processes. Every
 mode ends with MLLP end to end (bench/mllp.py: HL7 senders -> `hub adapter mllp` ->
-`hub serve` -> signed checkpoint; 20,000 messages, 2,000 in quick mode), then the
-refusal bench (bench/refusals.py: the server CPU of the costliest refused request, and
-/healthz latency while 8 clients send it).
+`hub serve` -> signed checkpoint; 20,000 messages, 2,000 in quick mode), then claims
+(bench/claims.py: `claimDocument` from several clients, one worker on SQLite), ingest with
+three witnesses against none (bench/witnesses.py), and the refusal bench
+(bench/refusals.py: the server CPU of the costliest refused request, and /healthz latency
+while 8 clients send it).
 
 Each (implementation, size) runs in a fresh subprocess, so its peak RSS is its own and
 one crash does not hide the other figures. HUB_BENCH_POSTGRES_URL (an admin URL, e.g.
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "--graphql", action="store_true", help="only the GraphQL gateway over HTTP at 1,000,000"
     )
     group.add_argument("--mllp", action="store_true", help="only MLLP end to end (20,000)")
+    group.add_argument("--claims", action="store_true", help="only claimDocument over HTTP")
     group.add_argument(
         "--witnesses", action="store_true", help="only ingest with 3 witnesses against none"
     )
@@ -202,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_witnesses(40, args.out)
     if args.refusals:
         return run_refusals(args.out)
+    if args.claims:
+        return run_claims(False, args.out)
     mode = MODES["quick" if args.quick else "huge" if args.huge else "full"]
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
@@ -262,9 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failed or problems else 0
     gateway = 0 if mode.name == "quick" else run_graphql(False, args.out)
     mllp = run_mllp(2_000 if mode.name == "quick" else 20_000, args.out)
+    claims = run_claims(mode.name == "quick", args.out)
     witnesses = run_witnesses(10 if mode.name == "quick" else 40, args.out)
     refusals = run_refusals(args.out, 3.0 if mode.name == "quick" else 10.0)
-    return 1 if failed or problems or gateway or mllp or witnesses or refusals else 0
+    return 1 if failed or problems or gateway or mllp or claims or witnesses or refusals else 0
 
 
 def run_graphql(quick: bool, out: Path) -> int:
@@ -281,6 +288,13 @@ def run_refusals(out: Path, seconds: float = 10.0) -> int:
 
     progress("[refusals] what refused requests cost a real hub serve")
     return refusals.run(out, seconds)
+
+
+def run_claims(quick: bool, out: Path) -> int:
+    """The claims bench (bench/claims.py); writes out/claims.json, exit 1 below target."""
+    from bench import claims
+
+    return claims.run(quick, out)
 
 
 def run_mllp(messages: int, out: Path) -> int:

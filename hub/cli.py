@@ -107,6 +107,7 @@ async def cmd_grant_add(args: argparse.Namespace, settings: Settings) -> int:
             view=args.view,
             purpose=args.purpose,
             until=args.until,
+            claims=args.claims,
         )
         print(grant_id)
         return 0
@@ -128,7 +129,7 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
         await db.close()
     print(
         f"ledger OK: {report.size} leaves, {report.checkpoints} checkpoints, "
-        f"{report.documents} documents and {report.governance} access/grant rows verified"
+        f"{report.documents} documents and {report.governance} access/grant/claim rows verified"
     )
     return 0
 
@@ -231,6 +232,9 @@ async def _prepare_demo(settings: Settings, args: argparse.Namespace) -> None:
             f"agency without a grant ({AGENCIES[2][0]})": issue_token(
                 settings, "agency", f"analyst@{AGENCIES[2][0]}", AGENCIES[2][0], 86400
             ),
+            f"insurer that claims ({AGENCIES[3][0]})": issue_token(
+                settings, "agency", f"clerk@{AGENCIES[3][0]}", AGENCIES[3][0], 86400
+            ),
             f"patient ({seed.patient})": issue_token(
                 settings, "patient", seed.patient, None, 86400
             ),
@@ -298,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--view", required=True, choices=["full", "financial", "summary"])
     gadd.add_argument("--purpose", required=True)
     gadd.add_argument("--until", help="last valid date (YYYY-MM-DD)")
+    gadd.add_argument(
+        "--claims", action="store_true", help="the agency may also book reimbursement claims"
+    )
     gadd.set_defaults(handler=cmd_grant_add)
 
     ledger = sub.add_parser("ledger", help="the ledger").add_subparsers(

@@ -14,12 +14,16 @@ AGENCIES = (
     ("medical-insurance-bureau", "Hainan Provincial Medical Insurance Bureau"),
     ("finance-bureau", "Hainan Provincial Department of Finance"),
     ("tax-bureau", "Hainan Provincial Tax Service"),
+    ("commercial-insurer", "Hainan Huimin Commercial Health Insurance"),
 )
 # The tax bureau deliberately has no grant: its demo token shows default deny.
 DEMO_GRANTS = (
     ("medical-insurance-bureau", "full", "reimbursement review"),
     ("finance-bureau", "financial", "e-bill supervision"),
 )
+# Agencies whose grant also lets them book reimbursement claims (hub/claims), with its view.
+CLAIMING = ("medical-insurance-bureau", "commercial-insurer")
+DEMO_CLAIMS_GRANTS = (("commercial-insurer", "financial", "supplementary health insurance"),)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ async def seed_demo(hub: Hub) -> DemoSeed:
         )
     for issuer, docs in per_issuer.items():
         await hub.documents.submit(issuer, docs)
+    from hub.claims.demo import seed_claims
+
+    await seed_claims(hub, {h.bill_code: h.id for h in DEMO_HOSPITALS}, invoices, CLAIMING)
     return DemoSeed(seed.hospital, seed.patient, seed.invoice_codes, created=True)
 
 
@@ -64,7 +71,7 @@ async def _seed_grants(hub: Hub) -> None:
         from hub.access.grants import add_grant
     except ImportError:  # the access layer is optional until the gateway lands
         return
-    for agency, view, purpose in DEMO_GRANTS:
+    for agency, view, purpose in DEMO_GRANTS + DEMO_CLAIMS_GRANTS:
         await add_grant(
             hub,
             agency=agency,
@@ -73,4 +80,5 @@ async def _seed_grants(hub: Hub) -> None:
             view=view,
             purpose=purpose,
             until=None,
+            claims=agency in CLAIMING,
         )

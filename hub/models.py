@@ -120,6 +120,7 @@ class Grant(Model):
     revoked_at = fields.CharField(max_length=40, null=True)
     leaf_index = fields.BigIntField()
     created_at = fields.DatetimeField(auto_now_add=True)
+    claims = fields.BooleanField(default=False)  # may book reimbursement claims (hub/claims)
 
     class Meta:
         table = "grants"
@@ -139,3 +140,32 @@ class AccessEvent(Model):
 
     class Meta:
         table = "access_events"
+
+
+class Claim(Model):
+    """An agency's reimbursement claim on one document version (hub/claims), mirrored by a
+    `claim` leaf, and by a second one once released. The document's identity is repeated
+    because the claim's record, which the leaf commits to, names it."""
+
+    id = fields.CharField(max_length=40, primary_key=True)
+    document: fields.ForeignKeyRelation[Document] = fields.ForeignKeyField(
+        "models.Document", related_name="claims"
+    )
+    issuer = fields.CharField(max_length=64)
+    type = fields.CharField(max_length=64)
+    doc_id = fields.CharField(max_length=128)
+    version = fields.IntField()
+    agency = fields.CharField(max_length=64, db_index=True)
+    amount = fields.CharField(max_length=24)  # decimal string, two places
+    reference = fields.CharField(max_length=200)
+    status = fields.CharField(max_length=16)  # active | released (disputed is derived)
+    at = fields.CharField(max_length=40)
+    salt = fields.BinaryField()
+    leaf_index = fields.BigIntField(unique=True)
+    released_at = fields.CharField(max_length=40, null=True)
+    release_reason = fields.CharField(max_length=200, null=True)
+    release_leaf_index = fields.BigIntField(unique=True, null=True)
+
+    class Meta:
+        table = "claims"
+        indexes = (("issuer", "type", "doc_id"),)

@@ -8,7 +8,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from hub.access.documents import DocRow
-from hub.access.grants import active_grants
+from hub.access.grants import Grant, active_grants
 from hub.access.ratelimit import GuessLimiter, RateLimiter, Unlimited
 from hub.access.reads import signed_head
 from hub.access.visibility import Scope, scope_for
@@ -47,6 +47,8 @@ class Context:
     # (row key, purpose) -> leaf index of the access leaf this request already anchored.
     reads_on_ledger: dict[tuple[int, str], int] = field(default_factory=dict)
     _scope: Scope | None = None
+    # An agency's active grants, read once per operation (claims need more than the scope).
+    grants: list[Grant] | None = None
     _head: SignedHead | None = None
     institutions: DataLoader[str, InstitutionRecord | None] = field(init=False)
     access: DataLoader[tuple[int, str], int] = field(init=False)
@@ -73,6 +75,7 @@ class Context:
         if self.principal is not None and self.principal.expired(self.now()):
             self.principal, self.auth_error = None, AuthError("token has expired")
         self._scope = None
+        self.grants = None
         self._head = None
         self.rows = {}
         self.reads_on_ledger = {}
@@ -93,12 +96,17 @@ class Context:
     async def scope(self) -> Scope:
         """The documents the principal may read (grants are read once per request)."""
         if self._scope is None:
-            grants = []
+            self._scope = scope_for(self.principal, await self.agency_grants())
+        return self._scope
+
+    async def agency_grants(self) -> list[Grant]:
+        """The agency's active grants (read once per operation); none for other roles."""
+        if self.grants is None:
+            self.grants = []
             p = self.principal
             if p is not None and p.role == "agency" and p.inst is not None:
-                grants = await active_grants(self.hub.db, p.inst, self.now())
-            self._scope = scope_for(p, grants)
-        return self._scope
+                self.grants = await active_grants(self.hub.db, p.inst, self.now())
+        return self.grants
 
     async def head(self, size: int | None = None, covering: int = -1) -> SignedHead | None:
         """The latest signed checkpoint (read once per request), or the one of ``size``.

@@ -11,6 +11,7 @@ from hub.access.grants import create_grant, revoke_grant
 from hub.documents.service import erase_document
 from hub.errors import BadInput
 from hub.institutions import add_institution, add_issuer_key
+from schema.claims import ClaimMutations
 from schema.limits import MAX_BATCH
 from schema.permissions import ADMIN, HOSPITAL, context, require
 from schema.types import (
@@ -55,7 +56,7 @@ def _public_key(text: str) -> bytes:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ClaimMutations):
     @strawberry.mutation(
         description="Anchor documents as the token's hospital; one result per input, in order"
     )
@@ -115,6 +116,7 @@ class Mutation:
         view: View,
         purpose: str,
         until: str | None = None,
+        claims: bool = False,
     ) -> Grant:
         require(info, ADMIN)
         ctx = context(info)
@@ -128,6 +130,7 @@ class Mutation:
             purpose=purpose,
             until=until,
             now=ctx.now(),
+            claims=claims,
         )
         return Grant.of(grant, grant.active(ctx.now()))
 

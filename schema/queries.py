@@ -26,6 +26,7 @@ from hub.documents.invoice import INVOICE_TYPE
 from hub.errors import BadInput, NotFound
 from hub.institutions import list_institutions
 from hub.ledger.storage import read_checkpoint
+from schema.claims import ClaimQueries
 from schema.limits import DEFAULT_PAGE, MAX_ACCESS_EVENTS, MAX_PAGE
 from schema.permissions import (
     ACCESS_LOG_READERS,
@@ -159,7 +160,7 @@ async def _access_where(info: Info, document_id: strawberry.ID | None) -> dict[s
 
 
 @strawberry.type
-class Query:
+class Query(ClaimQueries):
     @strawberry.field(description="The log's latest signed checkpoint (no token needed)")
     async def checkpoint(self, info: Info) -> Checkpoint:
         head = await context(info).head()

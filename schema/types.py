@@ -34,6 +34,7 @@ from hub.witness.cosignatures import (
     policy_cosignatures,
     rfc3339,
 )
+from schema.claims import DocumentClaims
 from schema.limits import MAX_ACCESS_EVENTS
 from schema.permissions import context
 
@@ -179,7 +180,7 @@ class Institution:
 
 
 @strawberry.type
-class Document:
+class Document(DocumentClaims):
     """One version of a document, as far as the caller may see it."""
 
     id: strawberry.ID
@@ -398,6 +399,7 @@ class Grant:
     revoked_at: str | None
     leaf_index: int
     active: bool
+    claims: bool = strawberry.field(description="Whether the grant lets the agency claim")
 
     @classmethod
     def of(cls, g: GrantRecord, active: bool) -> "Grant":
@@ -413,4 +415,5 @@ class Grant:
             revoked_at=g.revoked_at,
             leaf_index=g.leaf_index,
             active=active,
+            claims=g.claims,
         )

@@ -8,7 +8,7 @@ second, made only while someone is subscribed.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Final
 
 from hub.ledger.storage import SignedHead, read_checkpoint
@@ -38,7 +38,7 @@ class CheckpointWatcher:
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
 
-    async def heads(self) -> AsyncIterator[SignedHead]:
+    async def heads(self) -> AsyncGenerator[SignedHead, None]:
         """The latest checkpoint, then each larger one, for as long as the caller reads."""
         self._subscribers += 1
         if self._poller is None:

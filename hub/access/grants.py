@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 ALL_ISSUERS = "*"
 _TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _COLUMNS = (
-    "id, agency, type, issuers, view, purpose, valid_from, valid_until, revoked_at, leaf_index"
+    "id, agency, type, issuers, view, purpose, valid_from, valid_until, revoked_at, leaf_index,"
+    " claims"
 )
-_INSERT = f"INSERT INTO grants ({_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = f"INSERT INTO grants ({_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Grant:
     valid_until: str | None
     revoked_at: str | None
     leaf_index: int
+    claims: bool = False  # may book reimbursement claims (hub/claims)
 
     def active(self, now: datetime) -> bool:
         if self.revoked_at is not None:
@@ -73,10 +75,20 @@ def moment(text: str, *, end_of_day: bool = False) -> datetime:
 
 
 def _row(row: Sequence[Any]) -> Grant:
-    gid, agency, doc_type, issuers, view, purpose, since, until, revoked, index = row
+    gid, agency, doc_type, issuers, view, purpose, since, until, revoked, index, claims = row
     listed = json.loads(issuers) if isinstance(issuers, str | bytes) else issuers
     return Grant(
-        gid, agency, doc_type, tuple(listed), view, purpose, since, until, revoked, int(index)
+        gid,
+        agency,
+        doc_type,
+        tuple(listed),
+        view,
+        purpose,
+        since,
+        until,
+        revoked,
+        int(index),
+        bool(claims),
     )
 
 
@@ -115,6 +127,7 @@ class _GrantChange:
             valid_until=g.valid_until,
             action=self.action,
             at=self.at,
+            claims=g.claims,
         )
         if self.action == "create":
             self.result = Grant(**{**g.__dict__, "leaf_index": first_index})
@@ -129,6 +142,7 @@ class _GrantChange:
                 g.valid_until,
                 None,
                 first_index,
+                g.claims,
                 datetime.now(UTC),
             )
             return Staged(entries=[data], writes=[(_INSERT, [row])])
@@ -165,6 +179,7 @@ async def create_grant(
     purpose: str,
     until: str | None,
     now: datetime | None = None,
+    claims: bool = False,
 ) -> Grant:
     """Validate, store and anchor a new grant; BadInput names the first bad argument."""
     now = now or datetime.now(UTC)
@@ -201,6 +216,7 @@ async def create_grant(
         valid_until=until,
         revoked_at=None,
         leaf_index=-1,
+        claims=claims,
     )
     change = _GrantChange(grant, "create", timestamp(now))
     await hub.sequencer.submit(change)
@@ -217,10 +233,18 @@ async def add_grant(
     view: str,
     purpose: str,
     until: str | None,
+    claims: bool = False,
 ) -> str:
     """`hub grant add`: create a grant and return its id."""
     grant = await create_grant(
-        hub, agency=agency, type=type, issuers=issuers, view=view, purpose=purpose, until=until
+        hub,
+        agency=agency,
+        type=type,
+        issuers=issuers,
+        view=view,
+        purpose=purpose,
+        until=until,
+        claims=claims,
     )
     return grant.id
 

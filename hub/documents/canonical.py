@@ -249,11 +249,14 @@ def grant_leaf_data(
     valid_until: str | None,
     action: str,
     at: str,
+    claims: bool = False,
 ) -> bytes:
     """Leaf data recording that a grant was created or revoked.
 
     ``issuers`` is kept in the order given (``["*"]`` for every issuer);
     ``valid_from``/``valid_until`` are dates or timestamps, ``valid_until`` None = open.
+    A grant that allows claims says ``"claims": true``; one that does not leaves the key
+    out, so the leaves of grants from before claims existed still verify.
     """
     if isinstance(issuers, str) or not isinstance(issuers, Sequence) or not issuers:
         raise BadDocument("issuers", "must be a non-empty list of institution ids or ['*']")
@@ -261,22 +264,23 @@ def grant_leaf_data(
         raise BadDocument("view", f"must be one of {', '.join(GRANT_VIEWS)}")
     if action not in GRANT_ACTIONS:
         raise BadDocument("action", f"must be one of {', '.join(GRANT_ACTIONS)}")
-    return _leaf(
-        {
-            "v": LEAF_VERSION,
-            "kind": "grant",
-            "id": _name(id, "id"),
-            "agency": _name(agency, "agency"),
-            "type": _name(type, "type"),
-            "issuers": [_name(issuer, f"issuers[{i}]") for i, issuer in enumerate(issuers)],
-            "view": view,
-            "purpose": _name(purpose, "purpose"),
-            "validFrom": _moment(valid_from, "validFrom"),
-            "validUntil": None if valid_until is None else _moment(valid_until, "validUntil"),
-            "action": action,
-            "at": _timestamp(at, "at"),
-        }
-    )
+    fields: dict[str, Any] = {
+        "v": LEAF_VERSION,
+        "kind": "grant",
+        "id": _name(id, "id"),
+        "agency": _name(agency, "agency"),
+        "type": _name(type, "type"),
+        "issuers": [_name(issuer, f"issuers[{i}]") for i, issuer in enumerate(issuers)],
+        "view": view,
+        "purpose": _name(purpose, "purpose"),
+        "validFrom": _moment(valid_from, "validFrom"),
+        "validUntil": None if valid_until is None else _moment(valid_until, "validUntil"),
+        "action": action,
+        "at": _timestamp(at, "at"),
+    }
+    if claims:
+        fields["claims"] = True
+    return _leaf(fields)
 
 
 def _leaf(fields: dict[str, Any]) -> bytes:

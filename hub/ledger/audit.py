@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hub.claims.leaves import CLAIM_LEAF_ROWS
 from hub.db import Database
 from hub.documents.canonical import (
     access_leaf_data,
@@ -44,7 +45,7 @@ class AuditReport:
     size: int
     checkpoints: int
     documents: int
-    governance: int  # access and grant rows checked against their leaves
+    governance: int  # access, grant and claim rows checked against their leaves
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ async def verify_ledger(
         )
     for check in checks:
         await check.finish()
-    return AuditReport(size, len(checkpoints), checks[0].count, checks[1].count + checks[2].count)
+    return AuditReport(size, len(checkpoints), checks[0].count, sum(c.count for c in checks[1:]))
 
 
 def _tile_count(size: int) -> int:
@@ -277,7 +278,8 @@ class RowCheck:
 
 
 def row_checks(db: Database) -> list[RowCheck]:
-    """The tables whose rows each stand for one leaf: documents, access events, grants."""
+    """The tables whose rows each stand for one leaf: documents, access events, grants,
+    claims (a released claim's row stands for two)."""
     page = " WHERE {index} > ? ORDER BY {index} LIMIT ?"
 
     def document(row: Row) -> bytes:
@@ -312,7 +314,7 @@ def row_checks(db: Database) -> list[RowCheck]:
         )
 
     def grant(row: Row) -> bytes:
-        _, _, agency, type_, issuers, view, purpose, valid_from, valid_until = row
+        _, _, agency, type_, issuers, view, purpose, valid_from, valid_until, claims = row
         return grant_leaf_data(
             id=row[0],
             agency=agency,
@@ -324,6 +326,7 @@ def row_checks(db: Database) -> list[RowCheck]:
             valid_until=valid_until,
             action="create",
             at=valid_from,
+            claims=bool(claims),
         )
 
     return [
@@ -347,8 +350,9 @@ def row_checks(db: Database) -> list[RowCheck]:
         RowCheck(
             db,
             "grants",
-            "SELECT id, leaf_index, agency, type, issuers, view, purpose, valid_from, valid_until"
-            " FROM grants" + page.format(index="leaf_index"),
+            "SELECT id, leaf_index, agency, type, issuers, view, purpose, valid_from, valid_until,"
+            " claims FROM grants" + page.format(index="leaf_index"),
             grant,
         ),
+        *(RowCheck(db, c.table, c.query, c.expect, c.problem) for c in CLAIM_LEAF_ROWS),
     ]

@@ -34,6 +34,7 @@ ASSETS = {
     "proof.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "witnesses.js": "text/javascript; charset=utf-8",
+    "claims.js": "text/javascript; charset=utf-8",
     "verify.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }

@@ -16,6 +16,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from "./proof.js";
+import { renderClaims } from "./claims.js";
 import { showWitnesses } from "./witnesses.js";
 
 const STEPS = ["digest", "leaf", "inclusion", "signature", "consistency"];
@@ -26,6 +27,7 @@ const QUERY = `query Invoice($c: String!, $n: String!, $k: String!) {
     id type issuer version status body salt digest leafIndex issuedAt
     inclusionProof { leafIndex treeSize leafHash leafData receipt }
     accessEvents { agency purpose at version leafIndex }
+    claims { agency amount at status }
   }
 }`;
 
@@ -454,12 +456,13 @@ function render() {
   renderVerdict();
   renderInvoice();
   renderAccess();
+  renderClaims($("claims"), current.doc.claims ?? null, lang);
   renderDownloads();
 }
 
 function reset(status) {
   current = { status };
-  for (const id of ["verdict", "invoice", "access", "downloads", "steps-box", "consistency", "warning", "witnesses"]) {
+  for (const id of ["verdict", "invoice", "access", "claims", "downloads", "steps-box", "consistency", "warning", "witnesses"]) {
     $(id).hidden = true;
   }
   delete $("verdict").dataset.verdict;
