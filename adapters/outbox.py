@@ -426,6 +426,14 @@ class Outbox:
             refused=refused,
         )
 
+    def oldest_queued_at(self) -> str | None:
+        """When the oldest document still queued was accepted (ISO 8601), or None."""
+        with self._locked():
+            row = self._db.execute(
+                "SELECT accepted_at FROM documents WHERE state = 'queued' ORDER BY seq LIMIT 1"
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         """Open dead letters, newest first: rejected documents and refused messages."""
         with self._locked():

@@ -571,7 +571,7 @@ def test_ack_to_an_unreadable_message_still_answers() -> None:
     assert str(parsed["MSA.F1"]) == "AR"
     assert str(parsed["MSA.F2"]) == ""
     with pytest.raises(ValueError):
-        ack("x", "CA")
+        ack("x", "XX")
 
 
 def test_ack_batch_wraps_and_counts() -> None:
