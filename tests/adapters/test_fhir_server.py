@@ -293,7 +293,7 @@ def test_refusals_are_handed_over_as_dead_letters(client, outbox):
 
 
 def test_rest_refusals_count_in_the_outbox_without_patient_data(tmp_path: Path) -> None:
-    from adapters.cli import refuse_fhir
+    from adapters.intake import refuse_fhir
     from adapters.outbox import Outbox as RealOutbox
 
     async def enqueue(documents: list[FhirInvoice]) -> list[str]:
