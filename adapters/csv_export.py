@@ -197,6 +197,13 @@ def read_csv_export(data: bytes, encoding: str | None = None) -> CsvResult:
         return CsvResult(errors=[utf16], encoding="utf-16")
     records = _records(lines, undecodable, name)
     header = next(records, None)
+    separator = None if header is None else _separator_line(header[1])
+    if header is not None and separator is not None:
+        # Excel writes "sep=," first when asked to keep the separator; it is no header.
+        if separator != ",":
+            wrong = "the file is separated by another character; export with commas"
+            return CsvResult(errors=[RowError(header[0], None, wrong)], encoding=name)
+        header = next(records, None)
     if header is None:
         return CsvResult(errors=[RowError(1, None, "empty file: no header row")], encoding=name)
     header_line, header_cells, header_problem = header
@@ -331,6 +338,14 @@ def _guess(data: bytes) -> str:
             other += 1
     # Chinese text in GB18030 is almost never valid UTF-8, so a majority is telling.
     return "utf-8" if utf8 >= other else "gb18030"
+
+
+def _separator_line(cells: list[str]) -> str | None:
+    """The separator an Excel ``sep=X`` line names, or None for any other line."""
+    text = ",".join(cells).strip()
+    if len(text) == 5 and text[:4].lower() == "sep=":
+        return text[4]
+    return None
 
 
 def _records(

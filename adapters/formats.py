@@ -17,6 +17,7 @@ __all__ = [
     "MAX_VERSION",
     "category_key",
     "clip",
+    "mask_id",
     "money_text",
     "number_text",
     "quantity_text",
@@ -71,6 +72,17 @@ def version_number(text: str) -> int | None:
         return None
     version = int(text)
     return version if 1 <= version <= MAX_VERSION else None
+
+
+def mask_id(value: str) -> str:
+    """A resident id as the hub may hold it: a full one (no ``*``) keeps its first 3 and
+    last 4 characters, the rest masked (``460***********1234``, DESIGN.md's sample);
+    short ids keep less. An id that is masked already, or empty, is returned as is."""
+    if not value or "*" in value:
+        return value
+    head = 3 if len(value) >= 11 else 0
+    tail = 4 if len(value) >= 8 else max(0, min(2, len(value) - 2))
+    return value[:head] + "*" * (len(value) - head - tail) + value[len(value) - tail :]
 
 
 def clip(text: str, limit: int, mark: str = "…") -> str:

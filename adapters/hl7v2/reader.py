@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from adapters.formats import category_key, money_text, quantity_text, version_number
+from adapters.formats import category_key, mask_id, money_text, quantity_text, version_number
 from adapters.hl7v2.errors import (
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
@@ -203,9 +203,10 @@ class _BodyReader:
         for repetition in range(1, self.msg.repetitions(pid, 3) + 1):
             if self.msg.value(pid, 3, repetition, 5) == NATIONAL_ID_TYPE:
                 self.sources[path] = Position("PID", 3)
-                return self.msg.value(pid, 3, repetition, 1)
+                # A HIS sends the full number; it is masked here, in the hospital.
+                return mask_id(self.msg.value(pid, 3, repetition, 1))
         if pid.raw(19):
-            return self._take(path, pid, 19)
+            return mask_id(self._take(path, pid, 19))
         raise Hl7Error(
             "PID",
             3,
