@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import signal
 import sys
@@ -142,6 +143,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     fhir.add_argument("--serve", action="store_true", help="serve POST /fhir and /fhir/Invoice")
     fhir.add_argument("--host", default="127.0.0.1")
     fhir.add_argument("--port", type=int, default=8080)
+    fhir.add_argument(
+        "--credential-file",
+        help="file holding the secret senders give as Authorization: Bearer (required"
+        " unless --host is loopback)",
+    )
     fhir.add_argument("--fhir-version", choices=["R4B", "R5"], help="default: R5")
     fhir.add_argument("--wait", type=float, default=30.0)
     fhir.add_argument(*METRICS_ARGS, **METRICS_OPTIONS)
@@ -401,7 +407,15 @@ async def _serve_fhir(args: argparse.Namespace, outbox: Outbox, delivery: Delive
             delivery.wake()
         return receipts
 
-    app = create_fhir_app(enqueue, refuse=lambda errors: refuse_fhir(outbox, errors))
+    async def lookup(receipt: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(outbox.state_of, int(receipt.lstrip("#")))
+
+    app = create_fhir_app(
+        enqueue,
+        refuse=lambda errors: refuse_fhir(outbox, errors),
+        lookup=lookup,
+        credential=_credential(args),
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -443,6 +457,31 @@ async def _until_signalled(
             if delivery is not None and delivering is not None:
                 delivery.stop()
                 await delivering
+
+
+def _credential(args: argparse.Namespace) -> str | None:
+    """The FHIR endpoint's bearer secret; required unless it listens on loopback only,
+    since what it takes is delivered under the hospital's token."""
+    if args.credential_file:
+        secret = Path(args.credential_file).read_text(encoding="utf-8").strip()
+        if len(secret) < 16:
+            raise AdapterError("--credential-file: the secret must be at least 16 characters")
+        return secret
+    if not _loopback(args.host):
+        raise AdapterError(
+            f"--host {args.host} is reachable from other machines: give --credential-file"
+            " (the secret FHIR senders send as Authorization: Bearer)"
+        )
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _metrics(args: argparse.Namespace) -> None:

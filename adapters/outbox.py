@@ -472,6 +472,12 @@ class Outbox:
         names = ("seq", "id", "state", "result", "leafIndex", "errorCode", "errorMessage")
         return {**dict(zip(names, row[:7], strict=True)), "attempts": row[7]}
 
+    def state_of(self, seq: int) -> dict[str, Any] | None:
+        """State of the document with outbox number ``seq`` (no body), or None."""
+        with self._locked():
+            row = self._db.execute("SELECT key FROM documents WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else self.document(str(row[0]))
+
     def set_delivery_state(self, state: DeliveryState) -> None:
         value = json.dumps(
             {

@@ -2,10 +2,10 @@
 
 import argparse
 import asyncio
-from importlib.metadata import entry_points
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +30,31 @@ from adapters.formats import number_text
 from hub.documents.errors import BadDocument
 from hub.documents.invoice import validate_invoice
 
+Take = Callable[[Callable[[], Any], Any], Any]
+# A date-only Invoice.creation/date is read as midnight at this offset (China's time).
+DATE_ONLY_OFFSET = "+08:00"
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Patient/<id>, relative or absolute, with or without a version.
+_PATIENT_REFERENCE = re.compile(
+    r"(?:https?://[^\s]+/)?Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+
+
+def _contained(
+    resource: dict[str, Any], reference: object, kind: str
+) -> tuple[int, dict[str, Any]] | None:
+    """The contained resource of type ``kind`` a ``#id`` reference names, with its index."""
+    if not isinstance(reference, str) or not reference.startswith("#"):
+        return None
+    for index, contained in enumerate(resource.get("contained", [])):
+        if (
+            isinstance(contained, dict)
+            and contained.get("resourceType") == kind
+            and contained.get("id") == reference[1:]
+        ):
+            return index, contained
+    return None
+
 
 class _Reader:
     """Reads one structurally valid Invoice; remembers which element gave each field."""
@@ -36,31 +64,38 @@ class _Reader:
         self.currency = ""
 
     def invoice(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The body; every problem of the mapping is raised at once (``MappingError.all``)."""
+        problems: list[MappingError] = []
+
+        def take(read: Callable[[], Any], fallback: Any) -> Any:
+            try:
+                return read()
+            except MappingError as error:
+                problems.extend(error.all)
+                return fallback
+
         # Currency first: every Money is checked against it.
-        total = self._totals_and_currency(resource)
-        bill_code, bill_number, check_code = self._identifiers(resource)
-        status = self._status(resource)
-        issued_at = self._issued_at(resource)
-        issuer_name = self._text(
-            self._object(resource, "issuer", "Invoice"),
-            "display",
-            "Invoice.issuer",
-            "body.issuerName",
-        )
+        total = take(lambda: self._totals_and_currency(resource), "")
+        bill_code, bill_number, check_code = take(lambda: self._identifiers(resource), ("", "", ""))
         body = {
             "billCode": bill_code,
             "billNumber": bill_number,
             "checkCode": check_code,
-            "issuedAt": issued_at,
-            "issuerName": issuer_name,
-            "payer": self._payer(resource),
-            "patientRef": self._patient(resource),
-            "visit": self._visit(resource),
-            "items": self._items(resource),
-            "totals": {"total": total, **self._payment(resource)},
+            "issuedAt": take(lambda: self._issued_at(resource), ""),
+            "issuerName": take(lambda: self._issuer(resource), ""),
+            "payer": take(lambda: self._payer(resource), {}),
+            "patientRef": take(lambda: self._patient(resource), ""),
+            "visit": take(lambda: self._visit(resource), {}),
+            "items": take(lambda: self._items(resource, take), []),
+            "totals": {"total": total, **take(lambda: self._payment(resource), {})},
             "currency": self.currency,
-            "status": status,
+            "status": take(lambda: self._status(resource), ""),
         }
+        if problems:
+            first, *more = problems
+            raise MappingError(
+                first.path, first.problem, code=first.code, field=first.field, more=tuple(more)
+            )
         try:
             validate_invoice(body)
         except BadDocument as error:
@@ -171,8 +206,28 @@ class _Reader:
                 code="required",
             )
         self.where["body.issuedAt"] = f"Invoice.{name}"
-        value = resource[name]
-        return _string(value, f"Invoice.{name}")
+        value = _string(resource[name], f"Invoice.{name}")
+        if _DATE.fullmatch(value):
+            # A date alone (valid FHIR dateTime): the start of that day, local time.
+            return f"{value}T00:00:00{DATE_ONLY_OFFSET}"
+        return value
+
+    def _issuer(self, resource: dict[str, Any]) -> str:
+        issuer = self._object(resource, "issuer", "Invoice")
+        if issuer.get("display") is None:
+            contained = _contained(resource, issuer.get("reference"), "Organization")
+            if contained is not None and isinstance(contained[1].get("name"), str):
+                index, organization = contained
+                self.where["body.issuerName"] = f"Invoice.contained[{index}].name"
+                return str(organization["name"])
+            if issuer.get("reference") is not None or issuer.get("identifier") is not None:
+                raise MappingError(
+                    "Invoice.issuer.display",
+                    "the issuer's name is required: give issuer.display (or reference a"
+                    " contained Organization with a name)",
+                    code="required",
+                )
+        return self._text(issuer, "display", "Invoice.issuer", "body.issuerName")
 
     def _payer(self, resource: dict[str, Any]) -> dict[str, str]:
         recipient = self._object(resource, "recipient", "Invoice")
@@ -190,12 +245,25 @@ class _Reader:
         if isinstance(identifier, dict) and identifier.get("value") is not None:
             return self._text(identifier, "value", "Invoice.subject.identifier", "body.patientRef")
         reference = subject.get("reference")
-        if isinstance(reference, str) and reference.startswith("Patient/"):
+        contained = _contained(resource, reference, "Patient")
+        if contained is not None:
+            index, patient = contained
+            for number, found in enumerate(patient.get("identifier", [])):
+                if isinstance(found, dict) and isinstance(found.get("value"), str):
+                    self.where["body.patientRef"] = (
+                        f"Invoice.contained[{index}].identifier[{number}].value"
+                    )
+                    return str(found["value"])
+            if isinstance(patient.get("id"), str):
+                self.where["body.patientRef"] = f"Invoice.contained[{index}].id"
+                return str(patient["id"])
+        match = _PATIENT_REFERENCE.fullmatch(reference) if isinstance(reference, str) else None
+        if match is not None:
             self.where["body.patientRef"] = "Invoice.subject.reference"
-            return reference.removeprefix("Patient/")
+            return match[1]
         raise MappingError(
             "Invoice.subject.identifier",
-            "the patient needs an identifier (or a Patient/<id> reference)",
+            "the patient needs an identifier (or a Patient/<id> reference, or a contained Patient)",
             code="required",
         )
 
@@ -263,12 +331,13 @@ class _Reader:
             parts[name] = (part_path, part)
         return path, parts
 
-    def _items(self, resource: dict[str, Any]) -> list[dict[str, str]]:
+    def _items(self, resource: dict[str, Any], take: Take) -> list[dict[str, str]]:
         self.where["body.items"] = "Invoice.lineItem"
-        return [
-            self._item(line, f"Invoice.lineItem[{index}]", f"body.items[{index}]")
-            for index, line in enumerate(resource.get("lineItem", []))
-        ]
+        items = []
+        for index, line in enumerate(resource.get("lineItem", [])):
+            path, field = f"Invoice.lineItem[{index}]", f"body.items[{index}]"
+            items.append(take(functools.partial(self._item, line, path, field), None))
+        return [item for item in items if item is not None]
 
     def _item(self, line: dict[str, Any], path: str, field: str) -> dict[str, str]:
         self.where[field] = path

@@ -388,7 +388,6 @@ def test_payments_that_do_not_add_up_name_the_payment_extension():
             "Invoice.identifier[1].value",
             "invalid",
         ),
-        (lambda r: r.update(date="2026-11-20"), "Invoice.date", "business-rule"),
         (
             lambda r: r["lineItem"][0]["priceComponent"].append(
                 {"type": "tax", "amount": {"value": Decimal("1.00")}}
