@@ -10,10 +10,11 @@ import pytest
 from adapters.cli import main
 from adapters.delivery import Backoff, Delivery
 from adapters.hub_client import HubClient, HubUnavailable
-from adapters.outbox import NewDocument, Outbox, document_key
+from adapters.outbox import Outbox
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
 from tests.adapters.fakehub import FakeHub, FakeHubServer
+from tests.adapters.test_delivery import doc
 
 TOKEN = "hospital-token"
 RECEIPT = {
@@ -128,21 +129,8 @@ async def test_a_503_unavailable_is_logged_as_an_outage_and_the_outbox_kept(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     hub = FakeHub(unavailable=True)
-    body = demo_invoices(1, seed=42)[0]
-    doc_id = invoice_document_id(body)
     with Outbox(tmp_path / "o.db") as outbox, FakeHubServer(hub) as server:
-        outbox.enqueue(
-            [
-                NewDocument(
-                    key=document_key(INVOICE_TYPE, doc_id, body),
-                    type=INVOICE_TYPE,
-                    id=doc_id,
-                    body=body,
-                    source="test",
-                    issued_at=body["issuedAt"],
-                )
-            ]
-        )
+        outbox.enqueue([doc(demo_invoices(1, seed=42)[0])])
         async with HubClient(server.url, TOKEN) as client:
             delivery = Delivery(outbox, client, backoff=Backoff(base=0.01, cap=0.02))
             with caplog.at_level(logging.WARNING, logger="adapters"):
