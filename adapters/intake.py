@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.errors import AdapterError, MappingError
+from adapters.hl7v2.batches import split_batch
 from adapters.hl7v2.errors import Hl7Error
 from adapters.hl7v2.intake import Hl7Intake
 from adapters.hl7v2.tokenizer import decode_message
@@ -107,8 +108,6 @@ async def queue_hl7_file(intake: Hl7Intake, name: str, data: bytes) -> FileTally
         tally.refused += 1
         tally.problems.append(f"{name}: {error}")
         return tally
-    from adapters.hl7v2.batches import split_batch
-
     batch = split_batch(text)
     for problem in batch.problems:
         tally.envelope_ok = False
