@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict
@@ -61,6 +59,12 @@ from adapters.json_documents import TypeDefinition, fetch_definition
 from adapters.logs import json_logs
 from adapters.mllp import DEFAULT_MAX_MESSAGE_BYTES, Hl7Intake, MllpListener
 from adapters.outbox import INTAKE_BUSY_TIMEOUT, Outbox
+from adapters.serving import (
+    fhir_credential,
+    serve_metrics_if_asked,
+    stop_signals,
+    until_signalled,
+)
 from adapters.signing import Signer
 from common.runner import run
 from hub.documents.invoice import INVOICE_TYPE
@@ -197,7 +201,7 @@ async def cmd_mllp(args: argparse.Namespace) -> int:
     """Listen for DFT^P03 over MLLP and deliver to the hub until SIGINT/SIGTERM."""
     # Signals are taken first: the child may deliver before the listener is up, and a
     # SIGTERM seen then must still stop both cleanly.
-    with _failing_cleanly(), _session(args) as (outbox, delivery), _stop_signals() as stop:
+    with _failing_cleanly(), _session(args) as (outbox, delivery), stop_signals() as stop:
         # Delivery runs in a child process, off the loop every sender waits on; the
         # Delivery built here only checked the options.
         deliverer = None
@@ -214,7 +218,7 @@ async def cmd_mllp(args: argparse.Namespace) -> int:
             if deliverer is not None:
                 await deliverer.start()
             await listener.start(args.host, args.port)
-            _metrics(args)
+            serve_metrics_if_asked(args)
             print(
                 f"listening on {args.host}:{listener.port} (MLLP), outbox {args.outbox}",
                 flush=True,
@@ -414,7 +418,7 @@ async def _serve_fhir(args: argparse.Namespace, outbox: Outbox, delivery: Delive
         enqueue,
         refuse=lambda errors: refuse_fhir(outbox, errors),
         lookup=lookup,
-        credential=_credential(args),
+        credential=fhir_credential(args),
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -428,84 +432,16 @@ async def _serve_fhir(args: argparse.Namespace, outbox: Outbox, delivery: Delive
         )
     )
     serving = asyncio.create_task(server.serve())
-    _metrics(args)
+    serve_metrics_if_asked(args)
     print(f"serving FHIR on http://{args.host}:{args.port}/fhir, outbox {args.outbox}", flush=True)
     try:
-        await _until_signalled(delivery, also=serving)
+        await until_signalled(delivery, also=serving)
     finally:
         server.should_exit = True
         await serving
         if delivery is not None:
             await delivery.client.aclose()
     return 0
-
-
-async def _until_signalled(
-    delivery: Delivery | None, also: asyncio.Task[Any] | None = None
-) -> None:
-    """Run delivery until SIGINT/SIGTERM (or ``also`` ends), then stop it cleanly."""
-    with _stop_signals() as stop:
-        delivering = asyncio.create_task(delivery.run()) if delivery else None
-        waiting = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait(
-                [task for task in (waiting, also, delivering) if task is not None],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            waiting.cancel()
-            if delivery is not None and delivering is not None:
-                delivery.stop()
-                await delivering
-
-
-def _credential(args: argparse.Namespace) -> str | None:
-    """The FHIR endpoint's bearer secret; required unless it listens on loopback only,
-    since what it takes is delivered under the hospital's token."""
-    if args.credential_file:
-        secret = Path(args.credential_file).read_text(encoding="utf-8").strip()
-        if len(secret) < 16:
-            raise AdapterError("--credential-file: the secret must be at least 16 characters")
-        return secret
-    if not _loopback(args.host):
-        raise AdapterError(
-            f"--host {args.host} is reachable from other machines: give --credential-file"
-            " (the secret FHIR senders send as Authorization: Bearer)"
-        )
-    return None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _metrics(args: argparse.Namespace) -> None:
-    """Serve /metrics in a thread when asked (it ends with the process)."""
-    if args.metrics_port is None:
-        return
-    from adapters.metrics import serve_metrics
-
-    server, _ = serve_metrics(args.host, args.metrics_port, str(args.outbox))
-    print(f"metrics on http://{args.host}:{server.server_port}/metrics", flush=True)
-
-
-@contextlib.contextmanager
-def _stop_signals() -> Iterator[asyncio.Event]:
-    """An event set by SIGINT or SIGTERM, in place of their default (dying at once)."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield stop
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def _deliver(delivery: Delivery | None, wait: float) -> bool:
