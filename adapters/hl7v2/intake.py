@@ -115,10 +115,10 @@ class Hl7Intake:
         if is_batch(text):
             outcomes = await self.accept_batch(text)
             acks = [reply for outcome in outcomes for reply in outcome.replies]
-            # The batch header names no character set.
-            return [ack_batch(acks, encoding=batch_encoding(text)).encode("utf-8", "replace")], (
-                outcomes
-            )
+            # In the character set the batch was read in (its first MSH-18), which the
+            # ACKs inside it name.
+            reply = ack_batch(acks, encoding=batch_encoding(text))
+            return [reply.encode(codec, "replace")], outcomes
         outcome = await self.accept(text)
         return [reply.encode(codec, "replace") for reply in outcome.replies], [outcome]
 

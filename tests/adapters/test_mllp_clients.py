@@ -190,3 +190,13 @@ async def test_metrics_show_queue_depth_dead_letters_lag_and_ack_latency(
     finally:
         server.shutdown()
         thread.join()
+
+
+async def test_a_gb18030_batch_is_answered_in_gb18030(listener: MllpListener) -> None:
+    messages = [message(f"GBB-{n}", msh3="收费系统", msh18="GB 18030-2000") for n in range(2)]
+    batch = "BHS|^~\\&|HIS\r" + "".join(messages) + "BTS|2\r"
+    reply = unframe(await send(listener.port, batch.encode("gb18030"))).decode("gb18030")
+    acks = [line for line in reply.split("\r") if line.startswith("MSH")]
+    assert [ack.split("|")[17] for ack in acks] == ["GB 18030-2000"] * 2
+    # The sending application comes back as MSH-5, readable in the set the ACKs name.
+    assert [ack.split("|")[4] for ack in acks] == ["收费系统"] * 2
