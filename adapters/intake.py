@@ -188,7 +188,9 @@ async def queue_json_file(
                 problem = str(error)
             else:
                 documents.append(
-                    _document(definition.name, doc_id, line.body, issued, "json-file", None)
+                    _document(
+                        definition.name, doc_id, line.body, issued, "json-file", line.supersedes
+                    )
                 )
                 continue
         tally.refused += 1

@@ -4,7 +4,9 @@ says (DESIGN.md "Document types": ``id`` pointers joined by ``-``, ``issuedAt``)
 
 The definition comes from the hub's public ``GET /types`` and
 ``GET /types/<name>/<version>`` (the newest version), or from a file (``--definition``).
-The adapter checks only what it needs to queue a document (a JSON object holding the
+A line ``{"body": {...}, "supersedes": N}`` (those keys only) is a new version of a
+document: a correction or reversal of version N. The adapter checks only what it needs
+to queue a document (a JSON object holding the
 id and issue-time pointers); the hub validates the body against the type's schema.
 """
 
@@ -22,6 +24,8 @@ from adapters.hub_client import has_credentials
 __all__ = ["JsonLine", "TypeDefinition", "fetch_definition", "read_json_documents"]
 
 _MAX_POINTER_TEXT = 200
+# The keys of an envelope line: a body and the version it supersedes.
+_ENVELOPE = frozenset({"body", "supersedes"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +66,13 @@ class TypeDefinition:
 
 @dataclass(frozen=True, slots=True)
 class JsonLine:
-    """One document read, or the problem of its line (``body`` None)."""
+    """One document read, or the problem of its line (``body`` None); ``supersedes`` the
+    version a correction or reversal replaces (an envelope ``{"body", "supersedes"}``)."""
 
     line: int
     body: dict[str, Any] | None
     problem: str = ""
+    supersedes: int | None = None
 
 
 def read_json_documents(data: bytes) -> list[JsonLine]:
@@ -82,7 +88,7 @@ def read_json_documents(data: bytes) -> list[JsonLine]:
         whole = None
     else:
         if isinstance(whole, dict):
-            return [JsonLine(1, whole)]
+            return [_document(1, whole)]
         if text.count("\n") < 1 or text.strip().startswith("["):
             return [JsonLine(1, None, "must be a JSON object (one document) or NDJSON")]
     found = []
@@ -97,8 +103,22 @@ def read_json_documents(data: bytes) -> list[JsonLine]:
         if not isinstance(value, dict):
             found.append(JsonLine(number, None, "must be a JSON object"))
         else:
-            found.append(JsonLine(number, value))
+            found.append(_document(number, value))
     return found
+
+
+def _document(line: int, value: dict[str, Any]) -> JsonLine:
+    """A body, or an envelope ``{"body": {...}, "supersedes": N}`` for a new version."""
+    if "body" not in value or not set(value) <= _ENVELOPE:
+        return JsonLine(line, value)
+    body, version = value["body"], value.get("supersedes")
+    if not isinstance(body, dict):
+        return JsonLine(line, None, "body: must be a JSON object")
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
+        return JsonLine(line, None, "supersedes: must be a version number, 1 or more")
+    return JsonLine(line, body, supersedes=version)
 
 
 async def fetch_definition(hub: str, name: str, version: int | None = None) -> TypeDefinition:

@@ -146,3 +146,32 @@ async def test_a_503_unavailable_is_logged_as_an_outage_and_the_outbox_kept(
             assert outbox.counts().queued == 1
             hub.unavailable = False
             assert (await delivery.deliver_once()).delivered == 1
+
+
+def test_an_envelope_line_queues_a_new_version_with_its_supersedes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corrected = {**receipt(1), "amount": "45.00"}
+    lines = [
+        json.dumps(receipt(1)),
+        json.dumps({"body": corrected, "supersedes": 1}),
+        json.dumps({"body": corrected, "supersedes": 0}),
+        json.dumps({"body": [corrected]}),
+    ]
+    path = tmp_path / "versions.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    definition = tmp_path / "type.json"
+    definition.write_text(json.dumps(RECEIPT))
+    outbox = str(tmp_path / "outbox.db")
+    args = ["json", str(path), "--type", "fiscal_receipt", "--definition", str(definition)]
+    assert main([*args, "--outbox", outbox]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:3: supersedes: must be a version number, 1 or more" in err
+    assert f"{path}:4: body: must be a JSON object" in err
+    with Outbox(outbox) as box:
+        queued = box.next_batch(10)
+    assert [(doc.id, doc.supersedes) for doc in queued] == [
+        ("46010125-0000000001", None),
+        ("46010125-0000000001", 1),
+    ]
+    assert json.loads(queued[1].body)["amount"] == "45.00"
