@@ -35,6 +35,7 @@ COPY README.md ./
 COPY hub ./hub
 COPY schema ./schema
 COPY adapters ./adapters
+COPY common ./common
 RUN pip install --no-deps . \
  && hub --help > /dev/null
 

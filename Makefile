@@ -20,7 +20,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-SOURCES := $(wildcard hub schema adapters tests bench)
+SOURCES := $(wildcard hub schema adapters common tests bench)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check $(SOURCES)

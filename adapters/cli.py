@@ -4,6 +4,7 @@
     hub adapter hl7 FILE ...                                            HL7 file or batch
     hub adapter fhir FILE|DIR ... | hub adapter fhir --serve --port 8080 FHIR Invoice/Bundle
     hub adapter csv FILE ...                                            CSV export
+    hub adapter json FILE|DIR --type T                                  any registered type
     hub adapter status [--dead] [--json]                                outbox counts
     hub adapter requeue (SEQ ... | --all)                               retry rejected ones
 
@@ -12,11 +13,14 @@ stored first, then delivered. Without ``--hub`` documents are only queued; a lat
 with ``--hub`` (or a running listener on the same outbox) delivers them. File commands
 wait up to ``--wait`` seconds for delivery and exit non-zero, with a one-line reason on
 stderr, if anything of the run was refused on arrival, rejected by the hub, or is still
-queued. Logs are JSON lines on stderr (hub/logging.py's format): warnings, and with
+queued. Logs are JSON lines on stderr (common/jsonlog.py, the hub's format): warnings, and with
 ``-v`` what happens.
 
-``register`` adds these under the ``hub adapter`` command; each sets ``handler`` to a
-coroutine function taking the parsed arguments and returning the exit code.
+File and request intake lives in ``adapters/intake.py``; this module parses arguments,
+opens the outbox and delivery, and prints. ``register`` adds these under the ``hub
+adapter`` command (the hub finds it by its entry point, ``hub.adapters``); each sets
+``handler`` to a coroutine function taking the parsed arguments and returning the exit
+code.
 ``python -m adapters.cli`` runs them standalone.
 """
 
@@ -26,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict
@@ -35,23 +38,47 @@ from typing import Any
 
 from adapters.delivery import Delivery
 from adapters.delivery_process import DeliveryProcess, DeliverySettings
-from adapters.errors import AdapterError, MappingError
-from adapters.hl7v2 import DEFAULT_OFFSET, Hl7Error, decode_message, split_batch
+from adapters.errors import AdapterError
+from adapters.hl7v2 import DEFAULT_OFFSET
 from adapters.hub_client import (
     CREDENTIALS_IN_URL,
     MAX_BATCH,
     has_credentials,
 )
+from adapters.intake import (
+    FileTally,
+    enqueue_invoices,
+    expand_files,
+    queue_csv_file,
+    queue_fhir_file,
+    queue_hl7_file,
+    queue_json_file,
+    refuse_fhir,
+)
+from adapters.json_documents import TypeDefinition, fetch_definition
 from adapters.logs import json_logs
 from adapters.mllp import DEFAULT_MAX_MESSAGE_BYTES, Hl7Intake, MllpListener
-from adapters.outbox import INTAKE_BUSY_TIMEOUT, NewDocument, Outbox, document_key
+from adapters.outbox import INTAKE_BUSY_TIMEOUT, Outbox
+from adapters.serving import (
+    fhir_credential,
+    serve_metrics_if_asked,
+    stop_signals,
+    until_signalled,
+)
 from adapters.signing import Signer
-from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
-from hub.runner import run
+from common.runner import run
+from hub.documents.invoice import INVOICE_TYPE
 
-__all__ = ["DEFAULT_OUTBOX", "enqueue_invoices", "main", "register"]
+__all__ = ["DEFAULT_OUTBOX", "enqueue_invoices", "main", "refuse_fhir", "register"]
 
 DEFAULT_OUTBOX = "var/adapter-outbox.db"
+
+METRICS_ARGS = ("--metrics-port",)
+METRICS_OPTIONS: dict[str, Any] = {
+    "type": int,
+    "help": "serve Prometheus /metrics (queue depth, delivery lag, dead letters, ACK"
+    " latency) on this port of --host; 0: any free port",
+}
 
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
 
@@ -99,6 +126,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=DEFAULT_OFFSET,
         help=f"UTC offset of times that carry none (default {DEFAULT_OFFSET})",
     )
+    mllp.add_argument(*METRICS_ARGS, **METRICS_OPTIONS)
     mllp.set_defaults(handler=cmd_mllp)
 
     hl7 = subparsers.add_parser(
@@ -119,14 +147,34 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     fhir.add_argument("--serve", action="store_true", help="serve POST /fhir and /fhir/Invoice")
     fhir.add_argument("--host", default="127.0.0.1")
     fhir.add_argument("--port", type=int, default=8080)
+    fhir.add_argument(
+        "--credential-file",
+        help="file holding the secret senders give as Authorization: Bearer (required"
+        " unless --host is loopback)",
+    )
     fhir.add_argument("--fhir-version", choices=["R4B", "R5"], help="default: R5")
     fhir.add_argument("--wait", type=float, default=30.0)
+    fhir.add_argument(*METRICS_ARGS, **METRICS_OPTIONS)
     fhir.set_defaults(handler=cmd_fhir)
 
     csv = subparsers.add_parser(
         "csv", parents=[common, files], help="queue invoices from a HIS CSV export"
     )
     csv.set_defaults(handler=cmd_csv)
+
+    documents = subparsers.add_parser(
+        "json",
+        parents=[common, files],
+        help="queue documents of a registered type: JSON files, NDJSON lines, or a DIR",
+    )
+    documents.add_argument("--type", required=True, help="the document type's name")
+    documents.add_argument(
+        "--type-version", type=int, help="the definition version (default: the newest)"
+    )
+    documents.add_argument(
+        "--definition", help="the type's definition file (default: read from --hub /types)"
+    )
+    documents.set_defaults(handler=cmd_json)
 
     status = subparsers.add_parser(
         "status", parents=[common], help="queued, delivered and dead-lettered counts"
@@ -153,7 +201,7 @@ async def cmd_mllp(args: argparse.Namespace) -> int:
     """Listen for DFT^P03 over MLLP and deliver to the hub until SIGINT/SIGTERM."""
     # Signals are taken first: the child may deliver before the listener is up, and a
     # SIGTERM seen then must still stop both cleanly.
-    with _failing_cleanly(), _session(args) as (outbox, delivery), _stop_signals() as stop:
+    with _failing_cleanly(), _session(args) as (outbox, delivery), stop_signals() as stop:
         # Delivery runs in a child process, off the loop every sender waits on; the
         # Delivery built here only checked the options.
         deliverer = None
@@ -170,6 +218,7 @@ async def cmd_mllp(args: argparse.Namespace) -> int:
             if deliverer is not None:
                 await deliverer.start()
             await listener.start(args.host, args.port)
+            serve_metrics_if_asked(args)
             print(
                 f"listening on {args.host}:{listener.port} (MLLP), outbox {args.outbox}",
                 flush=True,
@@ -192,30 +241,10 @@ async def cmd_hl7(args: argparse.Namespace) -> int:
         intake = Hl7Intake(
             outbox, source="hl7-file", default_offset=args.default_offset, busy_timeout=None
         )
-        accepted = refused = 0
-        envelope_ok = True
-        for name in args.files:
-            try:
-                text = decode_message(_read(name))
-            except Hl7Error as error:
-                print(f"{name}: {error}", file=sys.stderr)
-                refused += 1
-                continue
-            batch = split_batch(text)
-            for problem in batch.problems:
-                envelope_ok = False
-                print(f"{name}: {problem}", file=sys.stderr)
-            for number, message in enumerate(batch.messages, start=1):
-                outcome = await intake.accept(message)
-                if outcome.code == "AA":
-                    accepted += 1
-                else:
-                    refused += 1
-                    label = outcome.control_id or f"message {number}"
-                    print(f"{name}: {label}: {outcome.code} {outcome.error}", file=sys.stderr)
-        print(f"accepted {accepted}, refused {refused}")
+        tallies = [await queue_hl7_file(intake, name, _read(name)) for name in args.files]
+        _, refused = _report(tallies)
         delivered = await _deliver(delivery, args.wait)
-        return _exit_code(refused, delivered and envelope_ok)
+        return _exit_code(refused, delivered and all(t.envelope_ok for t in tallies))
     return 1
 
 
@@ -227,100 +256,71 @@ async def cmd_fhir(args: argparse.Namespace) -> int:
     with _failing_cleanly(), _session(args) as (outbox, delivery):
         if args.serve:
             return await _serve_fhir(args, outbox, delivery)
-        accepted = refused = 0
-        for name in _fhir_files(args.files):
-            taken, refused_here = await _queue_fhir_file(outbox, name, args.fhir_version)
-            print(f"{name}: accepted {taken}, refused {refused_here}")
-            accepted += taken
-            refused += refused_here
-        print(f"accepted {accepted}, refused {refused}")
+        tallies = []
+        for name in expand_files(args.files, ["*.json"]):
+            tally = await queue_fhir_file(outbox, name, _read(name), args.fhir_version)
+            tallies.append(tally)
+            _print_problems(tally)
+            print(f"{name}: accepted {tally.accepted}, refused {tally.refused}")
+        _, refused = _report(tallies, problems=False)
         delivered = await _deliver(delivery, args.wait)
         return _exit_code(refused, delivered)
     return 1
-
-
-def _fhir_files(names: Sequence[str]) -> list[str]:
-    """The files to read: each name, a directory standing for its *.json files sorted
-    by name (a stable order, so a rerun queues in the same order)."""
-    files: list[str] = []
-    for name in names:
-        path = Path(name)
-        if name == "-" or not path.is_dir():
-            files.append(name)
-            continue
-        found = sorted(child for child in path.glob("*.json") if child.is_file())
-        if not found:
-            raise AdapterError(f"{name}: a directory without *.json files")
-        files.extend(str(child) for child in found)
-    return files
-
-
-async def _queue_fhir_file(outbox: Outbox, name: str, version: str | None) -> tuple[int, int]:
-    """Queue the Invoices of one FHIR file; (accepted, refused). Each bad resource or
-    entry is reported and dead-lettered; a transaction with one is refused whole."""
-    from adapters.fhir import (
-        FhirInvoice,
-        fhir_resource_to_documents,
-        is_transaction,
-        load_fhir_json,
-    )
-
-    payload: object = None
-    try:
-        payload = load_fhir_json(_read(name))
-        results = fhir_resource_to_documents(payload, version)
-    except MappingError as unreadable:
-        results = [(0, unreadable)]
-    good = [result for _, result in results if isinstance(result, FhirInvoice)]
-    failed = [(index, result) for index, result in results if isinstance(result, MappingError)]
-    for index, problem in failed:
-        await asyncio.to_thread(
-            outbox.refuse,
-            key=f"fhir:{name}#{index}",
-            source="fhir-file",
-            code=problem.code,
-            reason=str(problem),
-        )
-        print(f"{name}: {problem}", file=sys.stderr)
-    if failed and is_transaction(payload):
-        # All or nothing, as the REST endpoint answers a transaction.
-        print(f"{name}: a transaction with bad entries: nothing of it queued", file=sys.stderr)
-        return 0, len(results)
-    await enqueue_invoices(
-        outbox,
-        [document.body for document in good],
-        source="fhir-file",
-        supersedes=[document.supersedes for document in good],
-    )
-    return len(good), len(failed)
 
 
 async def cmd_csv(args: argparse.Namespace) -> int:
     """Queue the invoices of HIS CSV exports; a bill with a bad row is refused whole."""
-    from adapters.csv_export import read_csv_export
-
     with _failing_cleanly(), _session(args) as (outbox, delivery):
-        accepted = refused = 0
-        for name in args.files:
-            result = read_csv_export(_read(name))
-            for error in result.errors:
-                refused += 1
-                await asyncio.to_thread(
-                    outbox.refuse,
-                    key=f"csv:{name}:{error.line}",
-                    source="csv-file",
-                    code="row",
-                    reason=str(error),
-                )
-                print(f"{name}: {error}", file=sys.stderr)
-            await enqueue_invoices(
-                outbox, result.invoices, source="csv-file", supersedes=result.supersedes
-            )
-            accepted += len(result.invoices)
-        print(f"accepted {accepted}, refused {refused}")
+        tallies = [await queue_csv_file(outbox, name, _read(name)) for name in args.files]
+        _, refused = _report(tallies)
         delivered = await _deliver(delivery, args.wait)
         return _exit_code(refused, delivered)
     return 1
+
+
+async def cmd_json(args: argparse.Namespace) -> int:
+    """Queue documents of a registered type from JSON files or NDJSON lines."""
+    with _failing_cleanly(), _session(args) as (outbox, delivery):
+        definition = await _definition(args)
+        tallies = [
+            await queue_json_file(outbox, name, _read(name), definition)
+            for name in expand_files(args.files, ["*.json", "*.ndjson", "*.jsonl"])
+        ]
+        _, refused = _report(tallies)
+        delivered = await _deliver(delivery, args.wait)
+        return _exit_code(refused, delivered)
+    return 1
+
+
+async def _definition(args: argparse.Namespace) -> TypeDefinition:
+    """The type's definition: ``--definition FILE``, else the hub's ``/types``; the
+    medical invoice's id rule is known without either."""
+    if args.definition:
+        try:
+            return TypeDefinition.from_json(json.loads(_read(args.definition)))
+        except ValueError as error:
+            raise AdapterError(f"--definition: not JSON ({error})") from None
+    if args.hub:
+        return await fetch_definition(args.hub, args.type, args.type_version)
+    if args.type == INVOICE_TYPE:
+        return TypeDefinition(INVOICE_TYPE, 1, ("/billCode", "/billNumber"), "/issuedAt")
+    raise AdapterError(f"type {args.type}: give --hub (its /types) or --definition FILE")
+
+
+def _report(tallies: Sequence[FileTally], *, problems: bool = True) -> tuple[int, int]:
+    """Print each refusal and the total; (accepted, refused)."""
+    if problems:
+        for tally in tallies:
+            _print_problems(tally)
+    accepted = sum(tally.accepted for tally in tallies)
+    refused = sum(tally.refused for tally in tallies)
+    print(f"accepted {accepted}, refused {refused}")
+    return accepted, refused
+
+
+def _print_problems(tally: FileTally) -> None:
+    for problem in tally.problems:
+        print(problem, file=sys.stderr)
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
@@ -393,37 +393,6 @@ async def cmd_requeue(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------ helpers
 
 
-async def enqueue_invoices(
-    outbox: Outbox,
-    bodies: Sequence[dict[str, Any]],
-    *,
-    source: str,
-    supersedes: Sequence[int | None] | None = None,
-    busy_timeout: float | None = None,
-) -> list[str]:
-    """Queue valid invoice bodies (idempotent per body and supersedes); one outbox
-    reference each. ``supersedes``: per body, the version it replaces (or None)."""
-    versions = list(supersedes) if supersedes is not None else [None] * len(bodies)
-    if len(versions) != len(bodies):
-        raise ValueError("supersedes needs one entry per body")
-    documents = [
-        NewDocument(
-            key=document_key(INVOICE_TYPE, invoice_document_id(body), body, version),
-            type=INVOICE_TYPE,
-            id=invoice_document_id(body),
-            body=body,
-            source=source,
-            issued_at=body["issuedAt"],
-            supersedes=version,
-        )
-        for body, version in zip(bodies, versions, strict=True)
-    ]
-    if not documents:
-        return []
-    results = await asyncio.to_thread(outbox.enqueue, documents, busy_timeout=busy_timeout)
-    return [f"#{result.seq}" for result in results]
-
-
 async def _serve_fhir(args: argparse.Namespace, outbox: Outbox, delivery: Delivery | None) -> int:
     import uvicorn
 
@@ -442,7 +411,15 @@ async def _serve_fhir(args: argparse.Namespace, outbox: Outbox, delivery: Delive
             delivery.wake()
         return receipts
 
-    app = create_fhir_app(enqueue, refuse=lambda errors: refuse_fhir(outbox, errors))
+    async def lookup(receipt: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(outbox.state_of, int(receipt.lstrip("#")))
+
+    app = create_fhir_app(
+        enqueue,
+        refuse=lambda errors: refuse_fhir(outbox, errors),
+        lookup=lookup,
+        credential=fhir_credential(args),
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -455,63 +432,16 @@ async def _serve_fhir(args: argparse.Namespace, outbox: Outbox, delivery: Delive
         )
     )
     serving = asyncio.create_task(server.serve())
+    serve_metrics_if_asked(args)
     print(f"serving FHIR on http://{args.host}:{args.port}/fhir, outbox {args.outbox}", flush=True)
     try:
-        await _until_signalled(delivery, also=serving)
+        await until_signalled(delivery, also=serving)
     finally:
         server.should_exit = True
         await serving
         if delivery is not None:
             await delivery.client.aclose()
     return 0
-
-
-async def refuse_fhir(outbox: Outbox, errors: Sequence[MappingError]) -> None:
-    """Dead-letter what the FHIR endpoint refused, as file mode does: the problem (an
-    element path and a rule), never the resource. A request has no id to key it by, so
-    each refusal is its own dead letter."""
-    for error in errors:
-        await asyncio.to_thread(
-            outbox.refuse,
-            key="",
-            source="fhir",
-            code=error.code,
-            reason=str(error),
-            busy_timeout=INTAKE_BUSY_TIMEOUT,
-        )
-
-
-async def _until_signalled(
-    delivery: Delivery | None, also: asyncio.Task[Any] | None = None
-) -> None:
-    """Run delivery until SIGINT/SIGTERM (or ``also`` ends), then stop it cleanly."""
-    with _stop_signals() as stop:
-        delivering = asyncio.create_task(delivery.run()) if delivery else None
-        waiting = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait(
-                [task for task in (waiting, also, delivering) if task is not None],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            waiting.cancel()
-            if delivery is not None and delivering is not None:
-                delivery.stop()
-                await delivering
-
-
-@contextlib.contextmanager
-def _stop_signals() -> Iterator[asyncio.Event]:
-    """An event set by SIGINT or SIGTERM, in place of their default (dying at once)."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield stop
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def _deliver(delivery: Delivery | None, wait: float) -> bool:

@@ -35,8 +35,9 @@ from decimal import Decimal
 from typing import Any
 
 from adapters.errors import AdapterError
+from adapters.formats import category_key, money_text, quantity_text, version_number
 from hub.documents.errors import BadDocument
-from hub.documents.invoice import CATEGORIES, validate_invoice
+from hub.documents.invoice import validate_invoice
 
 __all__ = [
     "BILL_COLUMNS",
@@ -109,11 +110,8 @@ _ITEM_FIELD_COLUMNS = {
     "amount": "amount",
 }
 _ITEM_FIELD = re.compile(r"body\.items\[(\d+)\](?:\.(\w+))?")
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _BILL_CODE = re.compile(r"[0-9]{8}")
 _BILL_NUMBER = re.compile(r"[0-9]{10}")
-_VERSION = re.compile(r"[1-9][0-9]{0,14}")
-_CATEGORY_KEYS = {name: key for key, name in CATEGORIES.items()}
 _VISIT_TYPES = {"门诊": "outpatient", "住院": "inpatient"}
 _GB18030_BOM = codecs.BOM_UTF8.decode("utf-8").encode("gb18030")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -199,6 +197,13 @@ def read_csv_export(data: bytes, encoding: str | None = None) -> CsvResult:
         return CsvResult(errors=[utf16], encoding="utf-16")
     records = _records(lines, undecodable, name)
     header = next(records, None)
+    separator = None if header is None else _separator_line(header[1])
+    if header is not None and separator is not None:
+        # Excel writes "sep=," first when asked to keep the separator; it is no header.
+        if separator != ",":
+            wrong = "the file is separated by another character; export with commas"
+            return CsvResult(errors=[RowError(header[0], None, wrong)], encoding=name)
+        header = next(records, None)
     if header is None:
         return CsvResult(errors=[RowError(1, None, "empty file: no header row")], encoding=name)
     header_line, header_cells, header_problem = header
@@ -335,6 +340,14 @@ def _guess(data: bytes) -> str:
     return "utf-8" if utf8 >= other else "gb18030"
 
 
+def _separator_line(cells: list[str]) -> str | None:
+    """The separator an Excel ``sep=X`` line names, or None for any other line."""
+    text = ",".join(cells).strip()
+    if len(text) == 5 and text[:4].lower() == "sep=":
+        return text[4]
+    return None
+
+
 def _records(
     lines: list[str], undecodable: set[int], encoding: str
 ) -> Iterator[tuple[int, list[str], str | None]]:
@@ -417,10 +430,10 @@ def _supersedes(bill: _Bill) -> int | None:
     text = head.cells.get("supersedes", "")
     if not text:
         return None
-    if not _VERSION.fullmatch(text):
+    version = version_number(text)
+    if version is None:
         bill.errors.append(RowError(head.line, "supersedes", "must be a version number, 1 or more"))
-        return None
-    return int(text)
+    return version
 
 
 def _check(bill: _Bill, body: dict[str, Any], rows: list[_Row]) -> None:
@@ -465,12 +478,12 @@ def _bill_fields(cells: dict[str, str]) -> dict[str, Any]:
 def _item(cells: dict[str, str]) -> dict[str, str]:
     category = cells["category"]
     return {
-        "category": _CATEGORY_KEYS.get(category, category),
+        "category": category_key(category),
         "code": cells["item_code"],
         "name": cells["item_name"],
-        "quantity": _number(cells["quantity"], keep=0),
-        "unitPrice": _number(cells["unit_price"], keep=2),
-        "amount": _number(cells["amount"], keep=2),
+        "quantity": quantity_text(cells["quantity"]),
+        "unitPrice": money_text(cells["unit_price"]),
+        "amount": money_text(cells["amount"]),
     }
 
 
@@ -484,30 +497,13 @@ def _items_and_totals(items: list[dict[str, str]]) -> dict[str, Any]:
 def _totals(cells: dict[str, str], items: list[dict[str, str]]) -> dict[str, str]:
     total = sum((Decimal(item["amount"]) for item in items), Decimal(0))
     return {
-        "total": _number(f"{total:f}", keep=2),
-        "insuranceFund": _number(cells["insurance_fund"], keep=2),
-        "otherPayments": _number(cells["other_payments"], keep=2),
-        "personalAccount": _number(cells["personal_account"], keep=2),
-        "personalCash": _number(cells["personal_cash"], keep=2),
-        "selfPay": _number(cells["self_pay"], keep=2),
+        "total": money_text(f"{total:f}"),
+        "insuranceFund": money_text(cells["insurance_fund"]),
+        "otherPayments": money_text(cells["other_payments"]),
+        "personalAccount": money_text(cells["personal_account"]),
+        "personalCash": money_text(cells["personal_cash"]),
+        "selfPay": money_text(cells["self_pay"]),
     }
-
-
-def _number(text: str, keep: int) -> str:
-    """``text`` with ``keep`` decimals (money 2, quantities 0) when nothing is lost.
-
-    Anything else is returned as it is, for the invoice rules to refuse in their words.
-    """
-    if not _NUMBER.fullmatch(text):
-        return text
-    sign = "-" if text.startswith("-") else ""
-    whole, _, fraction = text.lstrip("-").partition(".")
-    fraction = fraction.rstrip("0")
-    if len(fraction) > 2:
-        return text
-    whole = whole.lstrip("0") or "0"
-    fraction = fraction.ljust(keep, "0")
-    return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
 
 
 def _row(body: dict[str, Any], item: dict[str, str]) -> list[str]:

@@ -231,13 +231,25 @@ class Delivery:
             HubUnavailable: "unavailable",
             HubAuthError: "auth",
         }.get(type(error), "protocol")
-        log.warning(
-            "delivery of %d documents failed (%s, %d in a row): %s",
-            size,
-            kind,
-            self._failures,
-            error,
-        )
+        if kind == "unavailable":
+            # An outage (HTTP 503/429, UNAVAILABLE, RATE_LIMITED, unreachable): nothing
+            # is wrong with the documents or the protocol; they wait in the outbox.
+            log.warning(
+                "hub unavailable (%d in a row): %s; %d documents stay queued, retrying"
+                " with backoff",
+                self._failures,
+                error,
+                size,
+                extra={"outage": True, "code": error.code},
+            )
+        else:
+            log.warning(
+                "delivery of %d documents failed (%s, %d in a row): %s",
+                size,
+                kind,
+                self._failures,
+                error,
+            )
         await self._record(kind, str(error))
         return Round(error=error)
 

@@ -1,20 +1,35 @@
 """A small FHIR REST endpoint on the adapter: hospitals POST Invoices and Bundles of them.
 
-- ``POST /fhir/Invoice``: one Invoice. 201 with an informational OperationOutcome once
-  the invoice is queued for anchoring.
+- ``POST /fhir/Invoice``: one Invoice. ``202 Accepted`` once it is queued for anchoring
+  (the hub has not seen it yet, so it is not "created"), with ``Content-Location`` of
+  its place in the queue (``GET /fhir/_queue/<n>``: queued, delivered with its leaf
+  index, or rejected by the hub with the reason). ``Prefer: return=minimal`` answers
+  no body, ``return=OperationOutcome`` an informational OperationOutcome, otherwise
+  (``return=representation``, the default) the Invoice as taken, ``id`` set to the
+  document id.
 - ``POST /fhir``: a Bundle of type ``batch``, ``transaction`` or ``collection``. A batch
   (and a collection, handled like one) answers 200 with a ``batch-response`` Bundle:
-  good entries are queued, bad ones carry their OperationOutcome. A transaction is all
-  or nothing: one bad entry and the answer is an OperationOutcome listing every problem,
-  with nothing queued; otherwise 200 with a ``transaction-response`` Bundle.
-- ``GET /fhir/metadata``: the CapabilityStatement.
+  good entries are queued (``202 Accepted``, ``response.location`` their place in the
+  queue), bad ones carry their OperationOutcome. A transaction is all or nothing: one
+  bad entry and the answer is an OperationOutcome listing every problem, with nothing
+  queued; otherwise 200 with a ``transaction-response`` Bundle.
+- ``GET /fhir/metadata``: the CapabilityStatement, in the FHIR version the Accept
+  header's ``fhirVersion`` asks for (406 for one we do not speak). Public: a client
+  reads it before it authenticates.
+- ``GET /fhir/Invoice/<id>`` is 404 (invoices are read from the hub); ``PUT`` and
+  ``DELETE`` are 405.
 
-Errors answer with an OperationOutcome whose ``expression`` names the element: 400 when
-the payload is not JSON or not structurally valid FHIR, 422 when it is valid FHIR that
-does not make a valid invoice, 413 when it is too large, 415 for a media type or FHIR
-version we do not read (or no Content-Type at all). The FHIR version comes from the
-``fhirVersion`` parameter of Content-Type (4.0 and 4.3: R4B, 5.0: R5); without it
-resources are read as R5, whose Invoice is a superset of R4B's for every element we map.
+Errors answer with an OperationOutcome whose ``expression`` names the element, every
+problem of a resource in one: 400 when the payload is not JSON or not structurally
+valid FHIR, 422 when it is valid FHIR that does not make a valid invoice, 413 when it is
+too large, 415 for a media type or FHIR version we do not read (or no Content-Type at
+all). The FHIR version comes from the ``fhirVersion`` parameter of Content-Type (4.0,
+4.0.1, 4.3, 4.3.0: R4B; 5.0, 5.0.0: R5); without it resources are read as R5, whose
+Invoice is a superset of R4B's for every element we map.
+
+With a ``credential`` every request but ``metadata`` must carry ``Authorization:
+Bearer <credential>`` (401 otherwise): what the endpoint takes is delivered under the
+hospital's token. The CLI refuses to bind anything but loopback without one.
 
 Every refusal is also handed to ``refuse`` (the outbox's dead letters), one problem
 text per refused resource or entry: element paths and rules, never the content.
@@ -22,6 +37,7 @@ text per refused resource or entry: element paths and rules, never the content.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +52,7 @@ from adapters.errors import MappingError
 from adapters.fhir import (
     FhirInvoice,
     bundle_to_documents,
+    dump_fhir_json,
     fhir_to_document,
     is_transaction,
     load_fhir_json,
@@ -55,6 +72,8 @@ __all__ = [
 Enqueue = Callable[[list[FhirInvoice]], Awaitable[list[str]]]
 # Records refused resources or entries as dead letters: one MappingError each.
 Refuse = Callable[[list[MappingError]], Awaitable[None]]
+# The state of a queued document by its receipt ("#<n>"): None when there is none.
+Lookup = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_ENTRIES = 1000
@@ -62,8 +81,20 @@ FHIR_JSON = "application/fhir+json"
 
 _log = logging.getLogger(__name__)
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
-_VERSIONS = {"4.0": "R4B", "4.3": "R4B", "5.0": "R5"}
-_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 422: "Unprocessable Entity"}
+_VERSIONS = {
+    "4.0": "R4B",
+    "4.0.1": "R4B",
+    "4.3": "R4B",
+    "4.3.0": "R4B",
+    "5.0": "R5",
+    "5.0.0": "R5",
+}
+# What metadata answers for an Accept fhirVersion: the full version number.
+_SPOKEN = {"4.0": "4.0.1", "4.0.1": "4.0.1", "4.3": "4.3.0", "4.3.0": "4.3.0"}
+_SPOKEN |= {"5.0": "5.0.0", "5.0.0": "5.0.0"}
+_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 422: "Unprocessable Entity"}
+_QUEUE = "/fhir/_queue/"
+_VERSION_PROBLEM = "fhirVersion must be 4.0, 4.3 (R4B) or 5.0 (R5), or their full forms"
 
 
 class _Refusal(Exception):
@@ -79,11 +110,24 @@ def create_fhir_app(
     enqueue: Enqueue,
     *,
     refuse: Refuse | None = None,
+    lookup: Lookup | None = None,
+    credential: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> Starlette:
     """The FHIR endpoint; ``enqueue`` takes validated invoices and returns one receipt
-    (an outbox reference) per invoice, in order; ``refuse`` records what was refused."""
+    (an outbox reference) per invoice, in order; ``refuse`` records what was refused;
+    ``lookup`` answers ``GET /fhir/_queue/<n>``; ``credential`` the bearer secret every
+    request but metadata must carry."""
+
+    def authorised(request: Request) -> bool:
+        if credential is None:
+            return True
+        given = request.headers.get("authorization", "")
+        scheme, _, secret = given.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            secret.strip().encode(), credential.encode()
+        )
 
     async def refused(refusal: _Refusal) -> Response:
         # A failure of ours (500) is not the sender's to fix: no dead letter for it.
@@ -92,6 +136,8 @@ def create_fhir_app(
         return _outcome(refusal.status, operation_outcome(refusal.errors))
 
     async def create_invoice(request: Request) -> Response:
+        if not authorised(request):
+            return _unauthorised()
         try:
             resource, version = await _read(request, max_body_bytes)
             if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
@@ -106,9 +152,18 @@ def create_fhir_app(
             (receipt,) = await _enqueue(enqueue, [document])
         except _Refusal as refusal:
             return await refused(refusal)
-        return _outcome(201, _queued(document.body, receipt))
+        headers = {"Content-Location": _location(request, receipt)}
+        prefer = _prefer(request)
+        if prefer == "minimal":
+            return Response(status_code=202, headers=headers)
+        if prefer == "OperationOutcome":
+            return _outcome(202, _queued(document.body, receipt), headers)
+        taken = {**resource, "id": invoice_document_id(document.body)}
+        return _outcome(202, taken, headers)
 
     async def process_bundle(request: Request) -> Response:
+        if not authorised(request):
+            return _unauthorised()
         try:
             bundle, version = await _read(request, max_body_bytes)
             if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -144,19 +199,49 @@ def create_fhir_app(
             if isinstance(result, MappingError):
                 status, outcome = _status(result), operation_outcome([result])
             else:
-                status, outcome = 201, _queued(result.body, next(receipts))
-            response_entries.append(
-                {"response": {"status": f"{status} {_REASONS[status]}", "outcome": outcome}}
-            )
+                receipt = next(receipts)
+                status, outcome = 202, _queued(result.body, receipt)
+            response: dict[str, Any] = {"status": f"{status} {_REASONS[status]}"}
+            if status == 202:
+                response["location"] = _location(request, receipt)
+            response_entries.append({"response": response | {"outcome": outcome}})
         kind = "transaction-response" if transaction else "batch-response"
         return _outcome(200, {"resourceType": "Bundle", "type": kind, "entry": response_entries})
 
     async def metadata(request: Request) -> Response:
-        return _outcome(200, _CAPABILITIES)
+        asked = _accept_version(request.headers.get("accept", ""))
+        if asked is not None and asked not in _SPOKEN:
+            versions = ", ".join(sorted(set(_SPOKEN.values())))
+            outcome = operation_outcome(
+                [_error("", f"fhirVersion {asked} is not spoken here; {versions}", "not-supported")]
+            )
+            return _outcome(406, outcome)
+        spoken = _SPOKEN[asked or "5.0"]
+        statement = _CAPABILITIES | {"fhirVersion": spoken}
+        return _outcome(200, statement, media=f"{FHIR_JSON}; fhirVersion={spoken[:3]}")
+
+    async def queued(request: Request) -> Response:
+        if not authorised(request):
+            return _unauthorised()
+        number = request.path_params["number"]
+        state = await lookup(f"#{number}") if lookup is not None else None
+        if state is None:
+            return _outcome(
+                404, operation_outcome([_error("", "no such queue entry", "not-found")])
+            )
+        return _outcome(200, _queue_outcome(state))
+
+    async def read_invoice(request: Request) -> Response:
+        if not authorised(request):
+            return _unauthorised()
+        problem = "the adapter queues invoices and keeps none: read them from the hub"
+        return _outcome(404, operation_outcome([_error("Invoice", problem, "not-found")]))
 
     return Starlette(
         routes=[
             Route("/fhir/Invoice", create_invoice, methods=["POST"]),
+            Route("/fhir/Invoice/{id}", read_invoice, methods=["GET"]),
+            Route(_QUEUE + "{number:int}", queued, methods=["GET"]),
             Route("/fhir", process_bundle, methods=["POST"]),
             Route("/fhir/", process_bundle, methods=["POST"]),
             Route("/fhir/metadata", metadata, methods=["GET"]),
@@ -214,7 +299,13 @@ def _version(content_type: str | None) -> str | None:
             if version is None:
                 raise _Refusal(
                     415,
-                    [_error("", "fhirVersion must be 4.0, 4.3 (R4B) or 5.0 (R5)", "not-supported")],
+                    [
+                        _error(
+                            "",
+                            "fhirVersion must be 4.0, 4.3 (R4B) or 5.0 (R5), or their full forms",
+                            "not-supported",
+                        )
+                    ],
                 )
             return version
     return None
@@ -262,8 +353,62 @@ def _error(path: str, problem: str, code: str) -> MappingError:
     return MappingError(path, problem, code=code)
 
 
-def _outcome(status: int, resource: dict[str, Any]) -> Response:
-    return JSONResponse(resource, status_code=status, media_type=FHIR_JSON)
+def _outcome(
+    status: int,
+    resource: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    *,
+    media: str = FHIR_JSON,
+) -> Response:
+    # dump_fhir_json: a resource read with load_fhir_json holds Decimals, written exactly.
+    return Response(dump_fhir_json(resource), status_code=status, headers=headers, media_type=media)
+
+
+def _unauthorised() -> Response:
+    outcome = operation_outcome(
+        [_error("", "a credential is required: Authorization: Bearer <secret>", "login")]
+    )
+    return _outcome(401, outcome, {"WWW-Authenticate": 'Bearer realm="fhir"'})
+
+
+def _location(request: Request, receipt: str) -> str:
+    """Where a queued document's state is read: the receipt's outbox number."""
+    return f"{_QUEUE}{receipt.lstrip('#')}"
+
+
+def _prefer(request: Request) -> str:
+    """The ``return`` preference of a Prefer header (RFC 7240): minimal,
+    representation or OperationOutcome; representation when none is given."""
+    for part in request.headers.get("prefer", "").split(";"):
+        for item in part.split(","):
+            name, _, value = item.strip().partition("=")
+            if name.strip().lower() == "return":
+                return value.strip().strip('"')
+    return "representation"
+
+
+def _accept_version(accept: str) -> str | None:
+    """The fhirVersion an Accept header asks for, or None."""
+    for media in accept.split(","):
+        for parameter in media.split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "fhirversion":
+                return value.strip().strip('"')
+    return None
+
+
+def _queue_outcome(state: dict[str, Any]) -> dict[str, Any]:
+    """An OperationOutcome saying where a queued invoice stands."""
+    if state["state"] == "delivered":
+        note = f"delivered: {state['result']} at leaf {state['leafIndex']}"
+        issue = {"severity": "information", "code": "informational", "diagnostics": note}
+    elif state["state"] == "dead":
+        note = f"rejected by the hub: {state['errorCode']}: {state['errorMessage']}"
+        issue = {"severity": "error", "code": "processing", "diagnostics": note}
+    else:
+        note = f"queued for anchoring ({state['attempts']} delivery attempts so far)"
+        issue = {"severity": "information", "code": "informational", "diagnostics": note}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 _CAPABILITIES: dict[str, Any] = {

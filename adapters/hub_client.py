@@ -218,8 +218,11 @@ def _results(response: httpx.Response, expected: int) -> list[SubmitResult]:
     if status in (401, 403):
         raise HubAuthError(f"hub refused the token (HTTP {status}): {_text(response)}")
     if status == 429 or status >= 500:
+        # 503 is the hub saying that it, or its database, is down for now (UNAVAILABLE,
+        # with Retry-After): an outage to wait out, its reason worth showing.
+        reason = _text(response) if status in (429, 503) else ""
         raise HubUnavailable(
-            f"hub answered HTTP {status}",
+            f"hub answered HTTP {status}" + (f": {reason}" if reason else ""),
             code="RATE_LIMITED" if status == 429 else "UNAVAILABLE",
             retry_after=_retry_after(response),
         )

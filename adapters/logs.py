@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 
-from hub.logging import JsonFormatter
+from common.jsonlog import JsonFormatter
 
 __all__ = ["json_logs"]
 

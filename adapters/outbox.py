@@ -426,6 +426,14 @@ class Outbox:
             refused=refused,
         )
 
+    def oldest_queued_at(self) -> str | None:
+        """When the oldest document still queued was accepted (ISO 8601), or None."""
+        with self._locked():
+            row = self._db.execute(
+                "SELECT accepted_at FROM documents WHERE state = 'queued' ORDER BY seq LIMIT 1"
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
         """Open dead letters, newest first: rejected documents and refused messages."""
         with self._locked():
@@ -463,6 +471,12 @@ class Outbox:
             return None
         names = ("seq", "id", "state", "result", "leafIndex", "errorCode", "errorMessage")
         return {**dict(zip(names, row[:7], strict=True)), "attempts": row[7]}
+
+    def state_of(self, seq: int) -> dict[str, Any] | None:
+        """State of the document with outbox number ``seq`` (no body), or None."""
+        with self._locked():
+            row = self._db.execute("SELECT key FROM documents WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else self.document(str(row[0]))
 
     def set_delivery_state(self, state: DeliveryState) -> None:
         value = json.dumps(

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -332,12 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     adapter = sub.add_parser("adapter", help="hospital-side adapters")
     adapter_sub = adapter.add_subparsers(dest="adapter", required=True)
-    try:
-        from adapters.cli import register
-    except ImportError:
-        pass
-    else:
-        register(adapter_sub)
+    # The adapters plug in by entry point (pyproject.toml, "hub.adapters"): the hub does
+    # not import them, and runs without them.
+    for plugin in entry_points(group="hub.adapters"):
+        plugin.load()(adapter_sub)
     return parser
 
 

@@ -53,10 +53,34 @@ class FakeHub:
     statuses: Counter[str] = field(default_factory=Counter)
     batches: list[list[str]] = field(default_factory=list)
     requests: int = 0
+    # Registered document types other than the invoice, by (name, version): their
+    # definitions, served by GET /types as the hub does; bodies are checked for their
+    # id pointers only (the real hub validates them against the schema).
+    types: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/graphql", self._graphql, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/graphql", self._graphql, methods=["POST"]),
+                Route("/types", self._types),
+                Route("/types/{name}/{version:int}", self._type),
+            ]
+        )
+
+    async def _types(self, request: Request) -> JSONResponse:
+        return JSONResponse(
+            [
+                {"name": name, "version": version, "digest": ""}
+                for name, version in sorted(self.types)
+            ]
+        )
+
+    async def _type(self, request: Request) -> JSONResponse:
+        key = (request.path_params["name"], request.path_params["version"])
+        if key not in self.types:
+            return JSONResponse({"error": "no such type"}, status_code=404)
+        return JSONResponse(self.types[key])
 
     async def _graphql(self, request: Request) -> JSONResponse:
         with self.lock:
@@ -86,12 +110,14 @@ class FakeHub:
 
     def _submit(self, doc: dict[str, Any]) -> dict[str, Any]:
         doc_id, body = doc["id"], doc["body"]
-        if doc["type"] != INVOICE_TYPE:
-            return _rejected(doc_id, "BAD_INPUT", f"unknown document type {doc['type']}")
         try:
-            validate_invoice(body)
-            if invoice_document_id(body) != doc_id:
-                raise BadDocument("id", "must be <billCode>-<billNumber> of the body")
+            if doc["type"] == INVOICE_TYPE:
+                validate_invoice(body)
+                expected = invoice_document_id(body)
+            else:
+                expected = self._generic_id(doc["type"], body)
+            if expected != doc_id:
+                raise BadDocument("id", "must be made from the body as the type says")
         except BadDocument as error:
             return _rejected(doc_id, "BAD_INPUT", str(error))
         if self.public_key is not None:
@@ -116,6 +142,16 @@ class FakeHub:
         self.ledger[(doc["type"], doc_id)] = entry
         self.created[doc_id] += 1
         return _answer(doc_id, "CREATED", entry.leaf_index, canonical)
+
+    def _generic_id(self, name: str, body: dict[str, Any]) -> str:
+        versions = [version for type_name, version in self.types if type_name == name]
+        if not versions:
+            raise BadDocument("type", f"unknown document type {name}")
+        pointers = self.types[(name, max(versions))]["id"]
+        try:
+            return "-".join(str(body[pointer.lstrip("/")]) for pointer in pointers)
+        except KeyError:
+            raise BadDocument("id", "an id field is missing") from None
 
 
 def _answer(doc_id: str, status: str, leaf_index: int, canonical: bytes) -> dict[str, Any]:

@@ -364,3 +364,18 @@ def test_writing_refuses_what_the_encoding_cannot_hold():
     with pytest.raises(AdapterError):
         write_csv_export([body], "gbk")
     assert read_csv_export(write_csv_export([body], "gb18030")).invoices == [body]
+
+
+def test_excels_sep_line_is_skipped_and_lines_keep_their_numbers():
+    result = read_csv_export(("sep=,\r\n" + EXPORT).encode("utf-8"))
+    assert (result.invoices, result.errors) == (EXPECTED, [])
+    broken = "sep=,\r\n" + EXPORT.replace("25.00,25.1", "25.01,25.1", 1)
+    assert [error.line for error in read_csv_export(broken.encode("utf-8")).errors] == [3]
+
+
+def test_a_sep_line_naming_another_separator_is_one_clear_error():
+    result = read_csv_export(("sep=;\r\n" + EXPORT).encode("utf-8"))
+    assert result.invoices == []
+    assert [(e.line, e.problem) for e in result.errors] == [
+        (1, "the file is separated by another character; export with commas")
+    ]

@@ -53,9 +53,16 @@ def client(outbox: Outbox) -> TestClient:
     )
 
 
-def post(client: TestClient, url: str, resource: Any, content_type: str = FHIR_JSON) -> Any:
+def post(
+    client: TestClient,
+    url: str,
+    resource: Any,
+    content_type: str = FHIR_JSON,
+    headers: dict[str, str] | None = None,
+) -> Any:
     text = resource if isinstance(resource, str) else dump_fhir_json(resource)
-    return client.post(url, content=text.encode(), headers={"content-type": content_type})
+    sent = {"content-type": content_type} | (headers or {})
+    return client.post(url, content=text.encode(), headers=sent)
 
 
 def outcome_of(response: Any) -> dict[str, Any]:
@@ -79,10 +86,15 @@ def broken_resource(body: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
-def test_an_invoice_is_queued_and_answered_201(client, outbox):
+def test_an_invoice_is_queued_and_answered_202(client, outbox):
     body = demo_invoices(1, seed=1)[0]
-    response = post(client, "/fhir/Invoice", invoice_to_fhir(body))
-    assert response.status_code == 201
+    response = post(
+        client,
+        "/fhir/Invoice",
+        invoice_to_fhir(body),
+        headers={"prefer": "return=OperationOutcome"},
+    )
+    assert response.status_code == 202
     [issue] = outcome_of(response)["issue"]
     assert issue["severity"] == "information"
     assert invoice_document_id(body) in issue["diagnostics"]
@@ -134,14 +146,14 @@ def test_the_fhir_version_comes_from_the_content_type(client, outbox):
     body = demo_invoices(1, seed=1)[0]
     r5 = dump_fhir_json(invoice_to_fhir(body, "R5"))
     r4b = dump_fhir_json(invoice_to_fhir(body, "R4B"))
-    assert post(client, "/fhir/Invoice", r4b, f"{FHIR_JSON}; fhirVersion=4.3").status_code == 201
-    assert post(client, "/fhir/Invoice", r5, f"{FHIR_JSON}; fhirVersion=5.0").status_code == 201
+    assert post(client, "/fhir/Invoice", r4b, f"{FHIR_JSON}; fhirVersion=4.3").status_code == 202
+    assert post(client, "/fhir/Invoice", r5, f"{FHIR_JSON}; fhirVersion=5.0").status_code == 202
     response = post(client, "/fhir/Invoice", r5, f"{FHIR_JSON}; fhirVersion=4.3")
     assert response.status_code == 400
     assert outcome_of(response)["issue"][0]["expression"] == ["Invoice.creation"]
     assert post(client, "/fhir/Invoice", r5, f"{FHIR_JSON}; fhirVersion=3.0").status_code == 415
     assert post(client, "/fhir/Invoice", r5, "application/fhir+xml").status_code == 415
-    assert post(client, "/fhir/Invoice", r5, "application/json").status_code == 201
+    assert post(client, "/fhir/Invoice", r5, "application/json").status_code == 202
     assert outbox.queued == [body, body, body]
 
 
@@ -155,7 +167,7 @@ def test_a_batch_queues_the_good_entries_and_reports_the_bad(client, outbox):
     Bundle.model_validate(result)
     assert result["type"] == "batch-response"
     statuses = [entry["response"]["status"] for entry in result["entry"]]
-    assert statuses == ["201 Created", "422 Unprocessable Entity", "201 Created", "201 Created"]
+    assert statuses == ["202 Accepted", "422 Unprocessable Entity", "202 Accepted", "202 Accepted"]
     [issue] = result["entry"][1]["response"]["outcome"]["issue"]
     assert issue["expression"] == [
         "Bundle.entry[1].resource.lineItem[0].priceComponent[0].amount.value"
@@ -197,7 +209,7 @@ def test_a_good_transaction_is_queued_in_one_call(client, outbox):
     result = response.json()
     Bundle.model_validate(result)
     assert result["type"] == "transaction-response"
-    assert [entry["response"]["status"] for entry in result["entry"]] == ["201 Created"] * 3
+    assert [entry["response"]["status"] for entry in result["entry"]] == ["202 Accepted"] * 3
     assert outbox.calls == [bodies]
 
 
@@ -293,7 +305,7 @@ def test_refusals_are_handed_over_as_dead_letters(client, outbox):
 
 
 def test_rest_refusals_count_in_the_outbox_without_patient_data(tmp_path: Path) -> None:
-    from adapters.cli import refuse_fhir
+    from adapters.intake import refuse_fhir
     from adapters.outbox import Outbox as RealOutbox
 
     async def enqueue(documents: list[FhirInvoice]) -> list[str]:

@@ -1,5 +1,7 @@
+"""HL7 v2 mapping both ways: random and demo invoices, escapes, optional segments."""
+
 import copy
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -13,74 +15,26 @@ from adapters.hl7v2 import (
     Encoding,
     Hl7Error,
     ack,
-    ack_batch,
     decode_message,
     escape,
     invoice_to_dft_p03,
-    is_batch,
     parse_dft_p03,
     read_dft_p03,
-    split_batch,
     unescape,
 )
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import CATEGORIES, validate_invoice
-
-PAYER = "符海琼"
-
-
-def invoice(**changes: Any) -> dict[str, Any]:
-    body = copy.deepcopy(demo_invoices(1, seed=11)[0])
-    body["payer"]["name"] = PAYER
-    body.update(changes)
-    return body
-
-
-def outpatient() -> dict[str, Any]:
-    return next(b for b in demo_invoices(40, seed=5) if b["visit"]["type"] == "outpatient")
-
-
-def inpatient() -> dict[str, Any]:
-    return next(b for b in demo_invoices(40, seed=5) if b["visit"]["type"] == "inpatient")
-
-
-def segments(message: str) -> list[str]:
-    return [s for s in message.split("\r") if s]
-
-
-def replace_segment(message: str, name: str, new: str | None, occurrence: int = 1) -> str:
-    out, seen = [], 0
-    for segment in segments(message):
-        if segment.startswith(name + "|"):
-            seen += 1
-            if seen == occurrence:
-                if new is not None:
-                    out.append(new)
-                continue
-        out.append(segment)
-    return "\r".join(out) + "\r"
-
-
-def set_field(message: str, name: str, position: int, value: str, occurrence: int = 1) -> str:
-    seen = 0
-    out = []
-    for segment in segments(message):
-        if segment.startswith(name + "|"):
-            seen += 1
-            if seen == occurrence:
-                fields = segment.split("|")
-                fields += [""] * (position + 1 - len(fields))
-                fields[position] = value
-                segment = "|".join(fields)
-        out.append(segment)
-    return "\r".join(out) + "\r"
-
-
-def error_of(message: str) -> Hl7Error:
-    with pytest.raises(Hl7Error) as caught:
-        read_dft_p03(message)
-    return caught.value
-
+from tests.adapters.hl7_messages import (
+    PAYER,
+    error_of,
+    inpatient,
+    invoice,
+    msa_of,
+    outpatient,
+    replace_segment,
+    segments,
+    set_field,
+)
 
 # ----------------------------------------------------------------- random valid invoices
 
@@ -435,193 +389,6 @@ def test_times_without_offset_take_msh7_then_the_default() -> None:
     assert read_dft_p03(no_msh7, default_offset="+05:30").body["issuedAt"].endswith("+05:30")
 
 
-# ----------------------------------------------------------------- errors
-
-
-def test_missing_zeb_is_an_ae_naming_zeb() -> None:
-    message = replace_segment(invoice_to_dft_p03(invoice(), "Z-2"), "ZEB", None)
-    error = error_of(message)
-    assert (error.segment, error.ack_code, error.code) == ("ZEB", "AE", "100")
-    reply = ack(message, error.ack_code, error)
-    assert "MSA|AE|Z-2|ZEB: required segment is missing" in reply
-    assert "\rERR||ZEB^1|100^Segment sequence error^HL70357|E|" in reply
-
-
-def test_a_wrong_amount_names_that_ft1_and_field_without_personal_data() -> None:
-    body = inpatient()
-    message = invoice_to_dft_p03(body, "A-1")
-    amount = body["items"][2]["amount"]
-    wrong = str(Decimal(amount) + 1)
-    message = set_field(message, "FT1", 11, f"{wrong}&CNY", occurrence=3)
-    error = error_of(message)
-    assert (error.segment, error.sequence, error.field, error.code) == ("FT1", 3, 11, "102")
-    assert "body.items[2].amount" in str(error)
-    for secret in (body["payer"]["name"], body["patientRef"], body["payer"]["idMasked"]):
-        assert secret not in str(error)
-        assert secret not in ack(message, "AE", error)
-
-
-def test_an_empty_item_name_names_its_ft1_field_and_component() -> None:
-    message = invoice_to_dft_p03(inpatient(), "N-1")
-    ft1 = [s for s in segments(message) if s.startswith("FT1|")][1]
-    code = ft1.split("|")[7].split("^")[0]
-    message = set_field(message, "FT1", 7, f"{code}^", occurrence=2)
-    error = error_of(message)
-    assert (error.segment, error.sequence, error.field, error.component) == ("FT1", 2, 7, 2)
-    assert (error.code, error.ack_code) == ("101", "AE")
-    assert "body.items[1].name" in str(error)
-
-
-@pytest.mark.parametrize(
-    ("segment", "position", "value", "where", "code"),
-    [
-        ("FT1", 8, "massage", ("FT1", 8), "103"),
-        ("FT1", 6, "CD", ("FT1", 6), "103"),
-        ("FT1", 10, "-1", ("FT1", 10), "102"),
-        ("FT1", 11, "25.00&USD", ("FT1", 11), "102"),
-        ("PV1", 2, "E", ("PV1", 2), "103"),
-        ("PV1", 44, "2026-01-01", ("PV1", 44), "102"),
-        ("ZEB", 2, "4601012", ("ZEB", 2), "102"),
-        ("ZEB", 4, "", ("ZEB", 4), "102"),
-        ("ZEB", 5, "yesterday", ("ZEB", 5), "102"),
-        ("ZEB", 6, "1.005", ("ZEB", 6), "102"),
-        ("ZEB", 14, "void", ("ZEB", 14), "103"),
-        ("PID", 5, "", ("PID", 5), "101"),
-    ],
-)
-def test_content_errors_name_segment_and_field(
-    segment: str, position: int, value: str, where: tuple[str, int], code: str
-) -> None:
-    message = set_field(invoice_to_dft_p03(invoice(), "F-1"), segment, position, value)
-    error = error_of(message)
-    assert (error.segment, error.field) == where
-    assert error.code == code
-    assert error.ack_code == "AE"
-
-
-@pytest.mark.parametrize(
-    ("msh_index", "value", "code", "component"),
-    [
-        (8, "ADT^A01^ADT_A01", "200", 1),
-        (8, "DFT^P11^DFT_P11", "201", 2),
-        (11, "2.6", "203", None),
-        (10, "T", "202", None),
-    ],
-)
-def test_messages_we_do_not_take_are_ar(
-    msh_index: int, value: str, code: str, component: int | None
-) -> None:
-    message = set_field(invoice_to_dft_p03(invoice(), "AR-1"), "MSH", msh_index, value)
-    error = error_of(message)
-    assert (error.ack_code, error.code, error.segment, error.component) == (
-        "AR",
-        code,
-        "MSH",
-        component,
-    )
-    assert ack(message, "AR", error).split("\r")[1].startswith("MSA|AR|AR-1|")
-
-
-def test_missing_control_id_and_repeated_pid_are_ae() -> None:
-    message = invoice_to_dft_p03(invoice(), "C-1")
-    error = error_of(set_field(message, "MSH", 9, ""))
-    assert (error.segment, error.field, error.code) == ("MSH", 10, "101")
-    pid = next(s for s in segments(message) if s.startswith("PID|"))
-    error = error_of(message.replace(pid, f"{pid}\r{pid}"))
-    assert (error.segment, error.sequence, error.code) == ("PID", 2, "100")
-
-
-def test_garbage_is_ar() -> None:
-    for text in ("", "hello", "PID|1||x", "MSH|^~|x", "MSH|^^\\&|x"):
-        with pytest.raises(Hl7Error) as caught:
-            read_dft_p03(text)
-        assert caught.value.ack_code == "AR"
-
-
-# ----------------------------------------------------------------- ACKs
-
-
-def test_aa_swaps_sender_and_receiver_and_echoes_the_control_id() -> None:
-    message = invoice_to_dft_p03(invoice(), "ACK-1", "2.4")
-    now = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
-    reply = hl7.parse(ack(message, "AA", control_id="R1", now=now))
-    assert str(reply["MSH.F3"]) == "LEDGERHUB"
-    assert str(reply["MSH.F5"]) == "HIS"
-    assert str(reply["MSH.F7"]) == "20260501083000+0000"
-    assert str(reply.segment("MSH")(9)) == "ACK^P03^ACK"
-    assert str(reply["MSH.F10"]) == "R1"
-    assert str(reply["MSH.F12"]) == "2.4"
-    assert str(reply["MSA.F1"]) == "AA"
-    assert str(reply["MSA.F2"]) == "ACK-1"
-    with pytest.raises(KeyError):
-        reply.segment("ERR")
-
-
-def test_v23_errors_use_err_1() -> None:
-    message = set_field(invoice_to_dft_p03(invoice(), "V-1", "2.3"), "FT1", 6, "PY")
-    error = error_of(message)
-    reply = ack(message, "AE", error)
-    assert "\rERR|FT1^1^6^103&Table value not found&HL70357\r" in reply
-    assert str(hl7.parse(reply).segment("MSH")(9)) == "ACK^P03"
-
-
-def test_ack_to_an_unreadable_message_still_answers() -> None:
-    reply = ack("not hl7", "AR", Hl7Error("MSH", None, "no header", reject=True))
-    parsed = hl7.parse(reply)
-    assert str(parsed["MSA.F1"]) == "AR"
-    assert str(parsed["MSA.F2"]) == ""
-    with pytest.raises(ValueError):
-        ack("x", "CA")
-
-
-def test_ack_batch_wraps_and_counts() -> None:
-    acks = [ack(invoice_to_dft_p03(invoice(), f"B{n}"), "AA") for n in range(3)]
-    reply = ack_batch(acks)
-    assert reply.startswith("BHS|^~\\&|")
-    assert reply.endswith("BTS|3\r")
-    assert reply.count("\rMSA|AA|") == 3
-
-
-# ----------------------------------------------------------------- batches
-
-
-def batch_file(messages: list[str], *, bts: str | None = None, fts: bool = True) -> str:
-    lines = ["FHS|^~\\&|HIS|46010126", "BHS|^~\\&|HIS|46010126"]
-    for message in messages:
-        lines.extend(segments(message))
-    lines.append(f"BTS|{len(messages) if bts is None else bts}")
-    if fts:
-        lines.append("FTS|1")
-    return "\n".join(lines) + "\n"
-
-
-def test_a_batch_file_splits_into_its_messages() -> None:
-    bodies = demo_invoices(3, seed=4)
-    messages = [invoice_to_dft_p03(body, f"F{n}") for n, body in enumerate(bodies)]
-    text = batch_file(messages)
-    assert is_batch(text)
-    batch = split_batch(text)
-    assert batch.problems == []
-    assert [parse_dft_p03(m) for m in batch.messages] == bodies
-
-
-def test_batch_envelope_faults_are_reported_and_messages_kept() -> None:
-    messages = [invoice_to_dft_p03(body, f"F{n}") for n, body in enumerate(demo_invoices(2))]
-    batch = split_batch(batch_file(messages, bts="5", fts=False))
-    assert len(batch.messages) == 2
-    assert [(p.segment, p.field) for p in batch.problems] == [("BTS", 1), ("FTS", None)]
-    stray = split_batch("EVN|P03\r" + messages[0])
-    assert len(stray.messages) == 1
-    assert stray.problems[0].segment == "EVN"
-
-
-def test_a_plain_run_of_messages_is_not_a_batch_but_splits() -> None:
-    messages = [invoice_to_dft_p03(body, f"P{n}") for n, body in enumerate(demo_invoices(3))]
-    text = "".join(messages)
-    assert not is_batch(text)
-    assert split_batch(text).messages == messages
-
-
 def test_writer_refuses_what_hl7_cannot_carry() -> None:
     with pytest.raises(ValueError):
         invoice_to_dft_p03(invoice(), "X", "2.7")
@@ -636,45 +403,6 @@ def test_offsets_are_kept_exactly() -> None:
     issued = datetime(2026, 3, 1, 23, 59, 59, tzinfo=zone).isoformat()
     body = invoice(issuedAt=issued)
     assert parse_dft_p03(invoice_to_dft_p03(body, "Q"))["issuedAt"] == "2026-03-01T23:59:59-03:30"
-
-
-# ----------------------------------------------------------------- no patient data in errors
-
-
-@pytest.mark.parametrize(
-    ("segment", "position", "value"),
-    [
-        ("PID", 5, "Li\\Wei\\Zhang^Ming"),
-        ("PID", 3, "P-\\Wei\\001^^^^PI~460***********1234^^^^NNCHN"),
-        ("PV1", 19, "MZ\\Wei\\01"),
-        ("ZEB", 4, "Ab\\Wei\\1"),
-    ],
-)
-def test_a_stray_escape_is_named_by_field_never_quoted(
-    segment: str, position: int, value: str
-) -> None:
-    message = set_field(invoice_to_dft_p03(invoice(), "E-1"), segment, position, value)
-    error = error_of(message)
-    assert (error.segment, error.field, error.ack_code) == (segment, position, "AE")
-    assert error.problem == "unsupported escape sequence"
-    reply = ack(message, "AE", error)
-    assert "Wei" not in reply and "Wei" not in str(error)
-
-
-def test_a_currency_mismatch_does_not_quote_the_field() -> None:
-    message = invoice_to_dft_p03(invoice(), "C-1")
-    ft1 = next(s for s in segments(message) if s.startswith("FT1|")).split("|")
-    message = set_field(message, "FT1", 11, ft1[11].replace("&CNY", "&Zhang"))
-    error = error_of(message)
-    assert (error.segment, error.field) == ("FT1", 11)
-    assert "Zhang" not in str(error)
-
-
-def test_a_batch_count_that_is_no_number_is_not_quoted() -> None:
-    messages = [invoice_to_dft_p03(body, f"F{n}") for n, body in enumerate(demo_invoices(1))]
-    batch = split_batch(batch_file(messages, bts="Zhang Wei"))
-    assert [(p.segment, p.field) for p in batch.problems] == [("BTS", 1)]
-    assert "Zhang" not in str(batch.problems[0])
 
 
 # ----------------------------------------------------------------- formatting, PID-3, MSH-9
@@ -716,57 +444,3 @@ def test_an_empty_message_structure_is_still_taken() -> None:
     body = invoice()
     message = set_field(invoice_to_dft_p03(body, "MS-2"), "MSH", 8, "DFT^P03")
     assert parse_dft_p03(message) == body
-
-
-# ----------------------------------------------------------------- ACKs in the sender's terms
-
-
-def msa_of(reply: str) -> list[str]:
-    line = next(s for s in reply.split("\r") if s.startswith("MSA"))
-    return line.split(line[3])
-
-
-def custom_delimiters(message: str) -> str:
-    """``message`` with field ``#``, component ``$``, repetition ``%``, escape ``!``."""
-    table = str.maketrans({"|": "#", "^": "$", "~": "%", "\\": "!"})
-    return message.translate(table)
-
-
-def test_the_ack_speaks_the_message_delimiters() -> None:
-    body = outpatient()
-    message = custom_delimiters(invoice_to_dft_p03(body, "CD-1"))
-    assert message.startswith("MSH#$%!&#")
-    assert parse_dft_p03(message) == body
-    reply = ack(message, "AA")
-    msh = reply.split("\r")[0]
-    assert msh.startswith("MSH#$%!&#")
-    assert msh.split("#")[8] == "ACK$P03$ACK"
-    bad = custom_delimiters(set_field(invoice_to_dft_p03(body, "CD-2"), "FT1", 6, "CD"))
-    reply = ack(bad, "AE", error_of(bad))
-    err = next(s for s in reply.split("\r") if s.startswith("ERR"))
-    assert err.split("#")[2:4] == ["FT1$1$6", "103$Table value not found$HL70357"]
-    assert "^" not in reply
-    v23 = custom_delimiters(invoice_to_dft_p03(body, "CD-3", "2.3"))
-    assert ack(v23, "AA").split("\r")[0].split("#")[8] == "ACK$P03"
-
-
-def test_a_batch_ack_keeps_the_batch_delimiters() -> None:
-    from adapters.hl7v2 import batch_encoding
-
-    text = custom_delimiters(batch_file([invoice_to_dft_p03(invoice(), "B0")]))
-    reply = ack_batch([ack(split_batch(text).messages[0], "AA")], encoding=batch_encoding(text))
-    assert reply.startswith("BHS#$%!&#") and reply.endswith("\rBTS#1\r")
-
-
-def test_an_unknown_character_set_is_ar_naming_the_control_id() -> None:
-    message = invoice_to_dft_p03(invoice(), "CS-1").replace("UNICODE UTF-8", "KLINGON")
-    error = error_of(message)
-    assert (error.ack_code, error.field) == ("AR", 18)
-    assert msa_of(ack(message, "AR", error))[1:3] == ["AR", "CS-1"]
-
-
-def test_every_refusal_code_has_its_text() -> None:
-    error = Hl7Error("MSH", None, "message larger than 10 bytes", code="104", reject=True)
-    err = ack("", "AR", error).split("\r")[2]
-    assert "104^Value too long^HL70357" in err
-    assert err.split("|")[8] == "MSH: message larger than 10 bytes"

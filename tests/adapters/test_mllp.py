@@ -23,7 +23,7 @@ from adapters.signing import Signer
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import invoice_document_id
 from tests.adapters.fakehub import FakeHub, FakeHubServer
-from tests.adapters.test_hl7v2 import replace_segment, set_field
+from tests.adapters.hl7_messages import replace_segment, set_field
 
 TOKEN = "hospital-token"
 START, END = b"\x0b", b"\x1c\r"
