@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from hub.config import Settings
 from hub.db import Database, migrate
+from hub.documents.registry import Registry, registry_for
 from hub.documents.service import DocumentService
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer, format_verifier_key
@@ -22,6 +23,11 @@ class Hub:
     documents: DocumentService
     tiles: TileReader
     extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def types(self) -> Registry:
+        """The document types this process knows (refresh() takes in new registrations)."""
+        return registry_for(self.db)
 
     @property
     def verifier_key(self) -> str:

@@ -1,25 +1,24 @@
-"""Submitting documents: validation, signatures, idempotency and anchoring in the ledger.
+"""Intake: validating, sealing and submitting documents of every registered type.
 
-Everything that can be decided without the ledger lock (schema, canonical form, issuer
-signature) is decided before queueing; identity decisions (CREATED, DUPLICATE, CONFLICT)
-are made under the lock, so two concurrent submissions of one document cannot both win.
+Everything that can be decided without the ledger lock (the type's schema or rule set,
+canonical form, issuer signature, which kinds may issue the type) is decided before
+queueing; identity decisions (CREATED, DUPLICATE, CONFLICT, a printed code's owner, a
+bill code's first use) are made under the lock, so two concurrent submissions of one
+document cannot both win.
 """
 
 import asyncio
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any, Protocol
 
-import orjson
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from hub.access.reads import fetch
 from hub.db import Database, Sql
 from hub.documents.canonical import (
     body_digest,
@@ -30,21 +29,32 @@ from hub.documents.canonical import (
     new_salts,
 )
 from hub.documents.errors import BadDocument
-from hub.documents.invoice import INVOICE_TYPE, invoice_document_id, validate_invoice
-from hub.errors import BadInput, BadSignature, Conflict, HubError, NotFound
+from hub.documents.pointers import MISSING
+from hub.documents.registry import Registry, registry_for
+from hub.documents.store import (  # noqa: F401  (re-exported: readers import them from here)
+    StoredDocument,
+    document_at,
+    document_versions,
+    erase_document,
+    fetch,
+)
+from hub.documents.types import TYPE_NAME, DocumentType
+from hub.errors import BadInput, BadSignature, Conflict, Forbidden, HubError, NotFound
 from hub.ledger.sequencer import Sequencer, Staged
 from hub.ledger.storage import SignedHead
 from hub.ledger.tree import leaf_hash
 
 CREATED, DUPLICATE, REJECTED = "CREATED", "DUPLICATE", "REJECTED"
 MAX_BODY_BYTES = 256 * 1024
-_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 _INSERT = (
     "INSERT INTO documents (issuer, type, doc_id, version, supersedes, status, subject, body,"
-    " salt, digest, issued_at, leaf_index, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " salt, digest, issued_at, leaf_index, created_at, type_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_BIND_CODE = (
+    "INSERT INTO bill_codes (code, institution, assigned, created_at) VALUES (?, ?, ?, ?)"
 )
 
 
@@ -88,10 +98,14 @@ class SubmitResult:
 
 @dataclass(frozen=True)
 class IssuerPolicy:
-    """What the hub knows about the submitting institution's signatures."""
+    """What the hub knows about the submitting institution: its kind, its signatures,
+    and the bill codes it holds (``assigned``: given by the operator, so only those)."""
 
     keys: tuple[VerifyKey, ...] = ()
     signatures_required: bool = False
+    kind: str = "hospital"
+    bill_codes: frozenset[str] = frozenset()
+    assigned: bool = False
 
 
 @dataclass
@@ -105,6 +119,11 @@ class _Candidate:
     issued_at: str
     status: str
     subject: str | None
+    type_version: int = 1
+    # Unique across issuers: a printed-code type's id names one document.
+    unique: bool = False
+    # A bill code this issuer uses for the first time: bound to it under the ledger lock.
+    bind_code: str | None = None
     # Set by `seal`, before the integrating transaction: none of it depends on the ledger.
     salt: bytes = b""
     digest: bytes = b""
@@ -155,47 +174,100 @@ def _check_signature(canonical: bytes, signature: str | None, policy: IssuerPoli
     raise BadSignature("signature does not verify with any registered key of the institution")
 
 
-def prepare(doc: SubmittedDocument, policy: IssuerPolicy) -> _Candidate:
-    """Validate one input and put it in canonical form; raises a HubError naming the field."""
-    if not isinstance(doc.type, str) or not _TYPE.fullmatch(doc.type):
+def _text_of(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _where(t: DocumentType, tokens: tuple[str, ...]) -> str:
+    # The invoice keeps its dotted paths (body.issuedAt); other types name JSON Pointers.
+    if t.rules is not None:
+        return "body." + ".".join(tokens)
+    return "/" + "/".join(tokens)
+
+
+def _id_rule(t: DocumentType) -> str:
+    return "-".join(f"<{'/'.join(tokens)}>" for tokens in t.id)
+
+
+def prepare(
+    doc: SubmittedDocument, policy: IssuerPolicy, types: Mapping[str, DocumentType]
+) -> _Candidate:
+    """Validate one input under its type's newest version and put it in canonical form;
+    raises a HubError naming the field."""
+    if not isinstance(doc.type, str) or not TYPE_NAME.fullmatch(doc.type):
         raise BadInput("type: must be a lower-case name such as medical_invoice")
     if not isinstance(doc.id, str) or not _ID.fullmatch(doc.id):
         raise BadInput("id: must be 1-128 letters, digits or . _ : -")
     if doc.supersedes is not None and doc.supersedes < 1:
         raise BadInput("supersedes: must name a version (1 or more)")
-    if not isinstance(doc.body, dict):
+    t = types.get(doc.type)
+    if t is None:
+        raise BadInput(f"type: no document type {doc.type} is registered (see documentTypes)")
+    if policy.kind not in t.issuer_kinds:
+        raise Forbidden(
+            f"type: {doc.type} is issued by institutions of kind {', '.join(t.issuer_kinds)},"
+            f" not {policy.kind}"
+        )
+    body = doc.body
+    if not isinstance(body, dict):
         raise BadDocument("body", "must be a JSON object")
-    status, subject, issued_at = "issued", None, doc.issued_at
-    if doc.type == INVOICE_TYPE:
-        body = validate_invoice(doc.body)
-        if doc.id != invoice_document_id(body):
-            raise BadInput("id: a medical invoice's id must be <billCode>-<billNumber>")
-        if issued_at is not None and issued_at != body["issuedAt"]:
-            raise BadInput("issuedAt: differs from body.issuedAt")
-        issued_at, status, subject = body["issuedAt"], body["status"], body["patientRef"]
-        if status == "reversed" and doc.supersedes is None:
-            raise BadInput("supersedes: a reversal must name the version it reverses")
-    if issued_at is None:
-        raise BadInput("issuedAt: required for this document type")
-    # validate_invoice admits only what JCS carries as is (strings, nulls, lists, objects
-    # with ASCII keys): its canonical form needs no second walk.
-    canonical = (
-        canonical_json_of_checked(doc.body)
-        if doc.type == INVOICE_TYPE
-        else canonical_json(doc.body)
-    )
+    t.check_body(body)
+    parts = [_text_of(t.value(body, tokens)) for tokens in t.id]
+    document_id = "-".join(p for p in parts if p is not None)
+    if None in parts or doc.id != document_id:
+        title = t.title.get("en", t.name).lower()
+        raise BadInput(f"id: a {title}'s id must be {_id_rule(t)}")
+    issued_at = t.value(body, t.issued_at)
+    if not is_timestamp(issued_at):
+        raise BadDocument(
+            _where(t, t.issued_at),
+            "must be an ISO-8601 date-time with offset, e.g. 2026-11-20T10:15:00+08:00",
+        )
+    if doc.issued_at is not None and doc.issued_at != issued_at:
+        raise BadInput(f"issuedAt: differs from {_where(t, t.issued_at)}")
+    status = t.value(body, t.status)
+    if status is MISSING:
+        status = "issued"
+    elif status not in ("issued", "reversed"):
+        raise BadDocument(_where(t, t.status or ()), "must be issued or reversed")
+    if status == "reversed" and doc.supersedes is None:
+        raise BadInput("supersedes: a reversal must name the version it reverses")
+    subject = _text_of(t.value(body, t.subject))
+    bind_code = None
+    if t.rules is not None and t.rules.issuer_code is not None:
+        code = body[t.rules.issuer_code]
+        if code not in policy.bill_codes:
+            if policy.assigned:
+                raise BadInput(
+                    f"body.{t.rules.issuer_code}: {code} is not one of the bill codes assigned"
+                    " to this institution"
+                )
+            bind_code = code
+    # A rule set admits only what JCS carries as is (strings, nulls, lists, objects with
+    # ASCII keys): its canonical form needs no second walk.
+    canonical = canonical_json_of_checked(body) if t.rules is not None else canonical_json(body)
     if len(canonical) > MAX_BODY_BYTES:
         raise BadInput(f"body: larger than {MAX_BODY_BYTES} bytes in canonical form")
     _check_signature(canonical, doc.signature, policy)
-    # The leaf carries issuedAt; refuse what the leaf could not hold before anything is queued
-    # (an invoice's was checked as body.issuedAt).
-    if doc.type != INVOICE_TYPE and not is_timestamp(issued_at):
-        raise BadInput(
-            "issuedAt: must be a date-time with an offset, e.g. 2026-11-20T10:15:00+08:00"
-        )
     version = (doc.supersedes or 0) + 1
+    assert isinstance(issued_at, str)
     return _Candidate(
-        0, doc.type, doc.id, version, doc.supersedes, canonical, issued_at, status, subject
+        0,
+        doc.type,
+        doc.id,
+        version,
+        doc.supersedes,
+        canonical,
+        issued_at,
+        str(status),
+        subject,
+        type_version=t.version,
+        unique=t.check_code is not None,
+        bind_code=bind_code,
     )
 
 
@@ -205,6 +277,9 @@ class _Existing:
     leaf_index: int
     leaf_hash: bytes
     status: str
+
+
+_Known = dict[tuple[str, str, str, int], _Existing]
 
 
 @dataclass
@@ -218,6 +293,11 @@ class DocumentBatch:
     # Set once `prefetch` has read what the database holds of this batch's documents.
     loaded: bool = False
 
+    def _wanted(self, wanted: dict[tuple[str | None, str], set[str]]) -> None:
+        # A printed-code type's ids are looked up across issuers (None): they are unique.
+        for c in self.candidates:
+            wanted.setdefault((None if c.unique else self.issuer, c.type), set()).add(c.id)
+
     @classmethod
     async def prefetch(
         cls, sql: Sql, batches: Sequence["DocumentBatch"], group: dict[str, Any]
@@ -227,29 +307,53 @@ class DocumentBatch:
         Under load a group holds many batches, and each query is a round trip that the
         whole group waits for: one per issuer and type instead of one per batch.
         """
-        known: dict[tuple[str, str, str, int], _Existing] = group.setdefault("documents", {})
-        wanted: dict[tuple[str, str], set[str]] = {}
+        known: _Known = group.setdefault("documents", {})
+        owners: dict[tuple[str, str], str] = group.setdefault("owners", {})
+        wanted: dict[tuple[str | None, str], set[str]] = {}
         for batch in batches:
-            for c in batch.candidates:
-                wanted.setdefault((batch.issuer, c.type), set()).add(c.id)
+            batch._wanted(wanted)
         for (issuer, doc_type), ids in wanted.items():
-            await _load_existing(sql, issuer, doc_type, sorted(ids), known)
+            await _load_existing(sql, issuer, doc_type, sorted(ids), known, owners)
+        await _load_codes(sql, batches, group)
         for batch in batches:
             batch.loaded = True
 
     async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
-        known: dict[tuple[str, str, str, int], _Existing] = group.setdefault("documents", {})
+        known: _Known = group.setdefault("documents", {})
+        owners: dict[tuple[str, str], str] = group.setdefault("owners", {})
         if not self.loaded:
-            by_type: dict[str, set[str]] = {}
-            for c in self.candidates:
-                by_type.setdefault(c.type, set()).add(c.id)
-            for doc_type, ids in by_type.items():
-                await _load_existing(sql, self.issuer, doc_type, sorted(ids), known)
+            wanted: dict[tuple[str | None, str], set[str]] = {}
+            self._wanted(wanted)
+            for (issuer, doc_type), ids in wanted.items():
+                await _load_existing(sql, issuer, doc_type, sorted(ids), known, owners)
+            await _load_codes(sql, [self], group)
+        codes: dict[str, str] = group["codes"]
         staged = Staged()
         rows = []
+        bound = []
         now = sql.moment(datetime.now(UTC))
         for c in self.candidates:
             key = (self.issuer, c.type, c.id, c.version)
+            if c.unique and owners.get((c.type, c.id), self.issuer) != self.issuer:
+                self.results[c.position] = SubmitResult(
+                    c.id,
+                    REJECTED,
+                    error=Conflict(
+                        f"id: a {c.type} with this id was issued by another institution;"
+                        " printed codes name one document"
+                    ),
+                )
+                continue
+            if c.bind_code is not None and codes.get(c.bind_code, self.issuer) != self.issuer:
+                self.results[c.position] = SubmitResult(
+                    c.id,
+                    REJECTED,
+                    error=BadInput(
+                        f"body.billCode: {c.bind_code} is another institution's bill code;"
+                        " use one of this institution's"
+                    ),
+                )
+                continue
             found = known.get(key)
             if found is not None:
                 self.results[c.position] = self._repeat(c, found)
@@ -272,6 +376,11 @@ class DocumentBatch:
                         error=Conflict(f"version {c.supersedes} is a reversal and is final"),
                     )
                     continue
+            if c.bind_code is not None and c.bind_code not in codes:
+                codes[c.bind_code] = self.issuer
+                bound.append((c.bind_code, self.issuer, False, now))
+            if c.unique:
+                owners[(c.type, c.id)] = self.issuer
             index = first_index + len(staged.entries)
             staged.entries.append(c.leaf)
             staged.leaf_hashes.append(c.leaf_hash)
@@ -291,9 +400,12 @@ class DocumentBatch:
                     c.issued_at,
                     index,
                     now,
+                    c.type_version,
                 )
             )
             self.results[c.position] = SubmitResult(c.id, CREATED, c.version, index, c.leaf_hash)
+        if bound:
+            staged.writes.append((_BIND_CODE, bound))
         if rows:
             staged.writes.append((_INSERT, rows))
         return staged
@@ -326,29 +438,51 @@ class DocumentBatch:
         return SubmitResult(c.id, DUPLICATE, c.version, found.leaf_index, found.leaf_hash)
 
 
+async def _load_codes(sql: Sql, batches: Sequence[DocumentBatch], group: dict[str, Any]) -> None:
+    """The owners of the bill codes the batches would bind (first uses are rare)."""
+    codes: dict[str, str] = group.setdefault("codes", {})
+    wanted = sorted(
+        {c.bind_code for b in batches for c in b.candidates if c.bind_code is not None} - set(codes)
+    )
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = wanted[start : start + _IDS_PER_QUERY]
+        rows = await sql.fetch(
+            f"SELECT code, institution FROM bill_codes WHERE code IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        codes.update({str(code): str(owner) for code, owner in rows})
+
+
 async def _load_existing(
     sql: Sql,
-    issuer: str,
+    issuer: str | None,
     doc_type: str,
     ids: Sequence[str],
-    known: dict[tuple[str, str, str, int], _Existing],
+    known: _Known,
+    owners: dict[tuple[str, str], str],
 ) -> None:
-    """Add the stored versions of ``issuer``'s documents ``ids`` of ``doc_type`` to
-    ``known``, in queries of at most _IDS_PER_QUERY ids (bound-parameter limits)."""
+    """Add the stored versions of documents ``ids`` of ``doc_type`` to ``known`` (of
+    ``issuer``, or of any issuer when None), in queries of at most _IDS_PER_QUERY ids
+    (bound-parameter limits); ``owners`` learns who issued each id."""
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ids[start : start + _IDS_PER_QUERY]
-        rows = await sql.fetch(
-            "SELECT doc_id, version, body, digest, issued_at, leaf_index, status"
-            " FROM documents WHERE issuer = ? AND type = ?"
-            f" AND doc_id IN ({','.join('?' * len(chunk))})",
-            [issuer, doc_type, *chunk],
+        query = (
+            "SELECT issuer, doc_id, version, body, digest, issued_at, leaf_index, status"
+            " FROM documents WHERE type = ?"
+            f" AND doc_id IN ({','.join('?' * len(chunk))})"
         )
-        for doc_id, version, body, digest, issued_at, index, status in rows:
-            key = (issuer, doc_type, doc_id, int(version))
+        params: list[Any] = [doc_type, *chunk]
+        if issuer is not None:
+            query, params = query + " AND issuer = ?", [*params, issuer]
+        for owner, doc_id, version, body, digest, issued_at, index, status in await sql.fetch(
+            query, params
+        ):
+            owners.setdefault((doc_type, doc_id), owner)
+            key = (owner, doc_type, doc_id, int(version))
             if key in known:
                 continue
             data = document_leaf_data(
-                issuer=issuer,
+                issuer=owner,
                 type=doc_type,
                 id=doc_id,
                 version=int(version),
@@ -371,9 +505,10 @@ _PREPARE_SLICE = 16
 
 
 class DocumentService:
-    def __init__(self, db: Database, sequencer: Sequencer) -> None:
+    def __init__(self, db: Database, sequencer: Sequencer, types: Registry | None = None) -> None:
         self.db = db
         self.sequencer = sequencer
+        self.types = types if types is not None else registry_for(db)
 
     async def issuer_policy(self, issuer: str) -> IssuerPolicy:
         # Off the writer's connection: there it would wait for the integrating
@@ -381,16 +516,25 @@ class DocumentService:
         rows = await fetch(
             self.db, "SELECT kind, signatures_required FROM institutions WHERE id = ?", [issuer]
         )
-        if not rows or rows[0][0] != "hospital":
-            raise NotFound("the submitting institution is not a registered hospital")
+        if not rows:
+            raise NotFound("the submitting institution is not registered")
         keys = await fetch(
             self.db,
             "SELECT public_key FROM issuer_keys WHERE institution_id = ? AND revoked_at IS NULL",
             [issuer],
         )
+        kind = str(rows[0][0])
+        codes: list[Sequence[Any]] = []
+        if kind == "hospital":
+            codes = await fetch(
+                self.db, "SELECT code, assigned FROM bill_codes WHERE institution = ?", [issuer]
+            )
         return IssuerPolicy(
             tuple(VerifyKey(bytes(k[0])) for k in keys),
             bool(rows[0][1]),
+            kind,
+            frozenset(str(c[0]) for c in codes),
+            any(bool(c[1]) for c in codes),
         )
 
     async def submit(
@@ -402,6 +546,10 @@ class DocumentService:
         covered by the returned signed checkpoint when this returns.
         """
         policy = await self.issuer_policy(issuer)
+        await self.types.refresh()  # a type registered on any process counts at once
+        types = _Newest(self.types)
+        if not any(policy.kind in t.issuer_kinds for t in types.values()):
+            raise NotFound("the submitting institution issues no registered document type")
         results: dict[int, SubmitResult] = {}
         batch = DocumentBatch(issuer, [])
         for position, doc in enumerate(documents):
@@ -410,7 +558,7 @@ class DocumentService:
                 # validated in one go would hold each of them up by milliseconds.
                 await asyncio.sleep(0)
             try:
-                candidate = prepare(doc, policy)
+                candidate = prepare(doc, policy, types)
             except HubError as exc:
                 results[position] = SubmitResult(str(doc.id), REJECTED, error=exc)
                 continue
@@ -423,110 +571,20 @@ class DocumentService:
         return [results[i] for i in range(len(documents))], head
 
 
-@dataclass(frozen=True)
-class StoredDocument:
-    issuer: str
-    type: str
-    id: str
-    version: int
-    status: str
-    subject: str | None
-    body_text: str | None
-    salt: bytes | None
-    digest: bytes
-    issued_at: str
-    leaf_index: int
-    erased: bool
+class _Newest(Mapping[str, DocumentType]):
+    """Type name -> its newest version: what new documents are validated under."""
 
-    @cached_property
-    def body(self) -> dict[str, Any] | None:
-        """The body, parsed when first asked for: most reads (proofs, pages without the
-        body) never look at it."""
-        if self.body_text is None:
-            return None
-        parsed: dict[str, Any] = orjson.loads(self.body_text)
-        return parsed
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
 
-    @property
-    def leaf_data(self) -> bytes:
-        return document_leaf_data(
-            issuer=self.issuer,
-            type=self.type,
-            id=self.id,
-            version=self.version,
-            digest=self.digest,
-            issued_at=self.issued_at,
-        )
+    def __getitem__(self, name: str) -> DocumentType:
+        found = self.registry.latest(name)
+        if found is None:
+            raise KeyError(name)
+        return found
 
+    def __iter__(self) -> Any:
+        return iter(t.name for t in self.registry.all())
 
-_SELECT = (
-    "SELECT issuer, type, doc_id, version, status, subject, body, salt, digest, issued_at,"
-    " leaf_index, erased_at FROM documents"
-)
-
-
-def _stored(row: Sequence[Any]) -> StoredDocument:
-    (
-        issuer,
-        type_,
-        doc_id,
-        version,
-        status,
-        subject,
-        body,
-        salt,
-        digest,
-        issued_at,
-        index,
-        erased,
-    ) = row
-    return StoredDocument(
-        issuer,
-        type_,
-        doc_id,
-        int(version),
-        "erased" if erased is not None else status,
-        subject,
-        body,
-        bytes(salt) if salt is not None else None,
-        bytes(digest),
-        issued_at,
-        int(index),
-        erased is not None,
-    )
-
-
-async def document_versions(
-    db: Database, doc_type: str, doc_id: str, issuer: str | None = None
-) -> list[StoredDocument]:
-    """Every version of a document, oldest first."""
-    query, params = f"{_SELECT} WHERE type = ? AND doc_id = ?", [doc_type, doc_id]
-    if issuer is not None:
-        query, params = query + " AND issuer = ?", [*params, issuer]
-    rows = await db.sql.fetch(query + " ORDER BY version", params)
-    return [_stored(r) for r in rows]
-
-
-async def document_at(db: Database, leaf_index: int) -> StoredDocument | None:
-    rows = await db.sql.fetch(f"{_SELECT} WHERE leaf_index = ?", [leaf_index])
-    return _stored(rows[0]) if rows else None
-
-
-async def erase_document(
-    db: Database, issuer: str, doc_type: str, doc_id: str, version: int
-) -> None:
-    """Legal erasure: destroy body and salt; the leaf and digest stay, proofs still verify."""
-
-    async def work(sql: Sql) -> None:
-        rows = await sql.fetch(
-            "SELECT id FROM documents WHERE issuer = ? AND type = ? AND doc_id = ? AND version = ?",
-            [issuer, doc_type, doc_id, version],
-        )
-        if not rows:
-            raise NotFound("no such document version")
-        await sql.execute(
-            "UPDATE documents SET body = NULL, salt = NULL, erased_at = ? WHERE id = ?",
-            [datetime.now(UTC), rows[0][0]],
-        )
-
-    await db.write_transaction(work)
+    def __len__(self) -> int:
+        return len(self.registry.all())
