@@ -88,10 +88,13 @@ class Context:
         """The documents the principal may read (grants are read once per request)."""
         if self._scope is None:
             grants = []
+            national: tuple[str, ...] = ()
             p = self.principal
             if p is not None and p.role == "agency" and p.inst is not None:
                 grants = await active_grants(self.hub.db, p.inst, self.now())
-            self._scope = scope_for(p, grants)
+            if p is not None and p.role == "patient" and p.inst is None:
+                national = (await self.hub.types.refresh()).national()
+            self._scope = scope_for(p, grants, national)
         return self._scope
 
     async def head(self, size: int | None = None) -> SignedHead | None:

@@ -22,6 +22,8 @@ from hub.access.access_log import access_events, record_reads
 from hub.access.grants import list_grants
 from hub.access.visibility import Access
 from hub.documents.invoice import INVOICE_TYPE
+from hub.documents.pointers import resolve
+from hub.documents.types import TYPE_NAME
 from hub.errors import BadInput, NotFound
 from hub.institutions import list_institutions
 from hub.ledger.storage import read_checkpoint
@@ -42,6 +44,7 @@ from schema.types import (
     DocumentConnection,
     DocumentEdge,
     DocumentFilter,
+    DocumentType,
     Grant,
     InclusionProof,
     Institution,
@@ -53,6 +56,8 @@ from schema.types import (
 _BILL_CODE = re.compile(r"[0-9]{8}")
 _BILL_NUMBER = re.compile(r"[0-9]{10}")
 _CHECK_CODE = re.compile(r"[0-9A-Za-z]{6}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_ANY_CHECK_CODE = re.compile(r"[0-9A-Za-z]{1,64}")
 # One answer for "does not exist" and "exists but not yours", word for word.
 NOT_FOUND_MESSAGE = "no such document"
 
@@ -132,6 +137,38 @@ def _date(value: str | None, name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise BadInput(f"{name}: must be a date YYYY-MM-DD") from None
+
+
+async def by_printed_codes(
+    info: Info, doc_type: str, doc_id: str, check_code: str, tokens: tuple[str, ...] | None
+) -> Document:
+    """The document ``doc_id`` of ``doc_type`` whose check code (at ``tokens``) is
+    ``check_code``; a wrong code answers like a missing id, and counts as a miss."""
+    ctx = context(info)
+    if ctx.principal is not None:
+        require(info, *DOCUMENT_READERS)  # admins, auditors, witnesses: never bodies
+    limiter = ctx.guards.invoice_lookups
+    limiter.check(ctx.client)
+    rows = await docs.with_id(ctx.hub.db, doc_id, doc_type) if tokens is not None else []
+    matched: dict[str, docs.DocRow] = {}
+    latest: dict[str, docs.DocRow] = {}
+    for row in rows:
+        latest[row.doc.issuer] = row  # oldest first, so the last one wins
+        code = resolve(row.doc.body or {}, tokens or ())
+        if isinstance(code, str) and hmac.compare_digest(code.encode(), check_code.encode()):
+            matched[row.doc.issuer] = row
+    access: Access | None = Access("full", None)
+    if matched and ctx.principal is not None:
+        # With a token the caller is answered as who it is: an agency reads through
+        # its grant (view and access leaf), a hospital or patient only what is theirs.
+        found = latest[min(matched)].doc
+        access = (await ctx.scope()).access(found.issuer, found.type, found.subject)
+    if not matched or access is None:
+        limiter.miss(ctx.client)
+        raise NotFound(NOT_FOUND_MESSAGE)
+    issuer = min(matched)
+    # The holder of the paper (or its owner) may see who read it; an agency may not.
+    return Document.of(latest[issuer], access, by_codes=access.purpose is None)
 
 
 @strawberry.type
@@ -216,31 +253,31 @@ class Query:
             raise BadInput(
                 "billCode is 8 digits, billNumber 10 digits, checkCode 6 letters or digits"
             )
-        ctx = context(info)
-        if ctx.principal is not None:
-            require(info, *DOCUMENT_READERS)  # admins, auditors, witnesses: never bodies
-        limiter = ctx.guards.invoice_lookups
-        limiter.check(ctx.client)
-        rows = await docs.with_id(ctx.hub.db, f"{bill_code}-{bill_number}", INVOICE_TYPE)
-        matched: dict[str, docs.DocRow] = {}
-        latest: dict[str, docs.DocRow] = {}
-        for row in rows:
-            latest[row.doc.issuer] = row  # oldest first, so the last one wins
-            code = (row.doc.body or {}).get("checkCode")
-            if isinstance(code, str) and hmac.compare_digest(code.encode(), check_code.encode()):
-                matched[row.doc.issuer] = row
-        access: Access | None = Access("full", None)
-        if matched and ctx.principal is not None:
-            # With a token the caller is answered as who it is: an agency reads through
-            # its grant (view and access leaf), a hospital or patient only what is theirs.
-            found = latest[min(matched)].doc
-            access = (await ctx.scope()).access(found.issuer, found.type, found.subject)
-        if not matched or access is None:
-            limiter.miss(ctx.client)
-            raise NotFound(NOT_FOUND_MESSAGE)
-        issuer = min(matched)
-        # The holder of the paper (or its owner) may see who read it; an agency may not.
-        return Document.of(latest[issuer], access, by_codes=access.purpose is None)
+        return await by_printed_codes(
+            info, INVOICE_TYPE, f"{bill_code}-{bill_number}", check_code, ("checkCode",)
+        )
+
+    @strawberry.field(
+        description="A document of any type with a check code, by its id and check code;"
+        " no token needed. Answered as `invoice` is: the holder of the printed codes sees"
+        " the whole body and salt, and repeated misses are slowed down, then locked out."
+    )
+    async def lookup(self, info: Info, type: str, id: strawberry.ID, check_code: str) -> Document:
+        doc_id = str(id)
+        if not (
+            TYPE_NAME.fullmatch(type)
+            and _ID.fullmatch(doc_id)
+            and _ANY_CHECK_CODE.fullmatch(check_code)
+        ):
+            raise BadInput("type is a type name, id a document id, checkCode letters or digits")
+        found = (await context(info).hub.types.refresh()).latest(type)
+        tokens = found.check_code if found is not None else None
+        return await by_printed_codes(info, type, doc_id, check_code, tokens)
+
+    @strawberry.field(description="Every registered version of every document type (public)")
+    async def document_types(self, info: Info) -> list[DocumentType]:
+        registry = await context(info).hub.types.refresh()
+        return [DocumentType.of(t) for t in registry.all()]
 
     @strawberry.field
     async def inclusion_proof(

@@ -10,8 +10,9 @@ view of the matching rules. The same rules filter in SQL (lists, counts) and in 
   whoever assigned it, so a patient token carries ``inst`` and reads only that issuer's
   documents; without ``inst`` it reads only types whose subject is national
   (``"subjectScope": "national"``), from every issuer.
-- agency: for each active grant, documents of the grant's type from its issuers, in the
-  grant's view.
+- agency: every document it issued itself (a bureau issues receipts, settlements),
+  ``full``; and for each active grant, documents of the grant's type from its issuers,
+  in the grant's view.
 - witness, auditor, admin: no documents (the auditor reads the access log instead).
 """
 
@@ -115,8 +116,10 @@ def scope_for(
             return NOTHING
         return Scope((Rule(FULL, subject=principal.sub, types=tuple(sorted(national))),))
     if principal.role == "agency":
+        own = (Rule(FULL, issuers=(principal.inst,)),) if principal.inst else ()
         return Scope(
-            tuple(
+            own
+            + tuple(
                 Rule(
                     g.view,
                     type=g.type,

@@ -3,8 +3,9 @@
 Bodies are canonicalised with RFC 8785 (JCS). A body commits as
 ``digest = SHA-256(salt || JCS(body))`` with a fresh 32-byte salt per version.
 Leaf data is the JCS of a small object per leaf kind (``document``, ``access``,
-``grant``, ``type``), built here and only here, for the writers and the audit alike; it holds identifiers, digests and times, never personal data, because
-leaves are served on the public log endpoints.
+``grant``, ``type``), built here and only here, for the writers and the audit alike; it
+holds identifiers, digests and times, never personal data, because leaves are served on
+the public log endpoints.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ __all__ = [
     "canonical_json",
     "document_leaf_data",
     "grant_leaf_data",
-    "type_leaf_data",
     "is_date",
     "is_timestamp",
     "new_salts",
+    "type_leaf_data",
 ]
 
 LEAF_VERSION = 1

@@ -33,8 +33,8 @@ from hub.ledger.sequencer import Sequencer, Staged
 __all__ = [
     "SHIPPED",
     "Registry",
-    "register_type",
     "register_shipped",
+    "register_type",
     "registry_for",
     "shipped_types",
 ]
@@ -163,9 +163,7 @@ class _Registration:
         if latest is not None:
             check_successor(parse_definition(json.loads(latest[1])), new)
         text = self.canonical.decode()
-        group["types"].setdefault(new.name, []).append(
-            (new.version, text, new.digest, first_index)
-        )
+        group["types"].setdefault(new.name, []).append((new.version, text, new.digest, first_index))
         self.result = (first_index, True)
         leaf = type_leaf_data(name=new.name, version=new.version, digest=new.digest)
         row = (new.name, new.version, text, new.digest, first_index, datetime.now(UTC))

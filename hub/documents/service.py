@@ -53,9 +53,7 @@ _INSERT = (
     " salt, digest, issued_at, leaf_index, created_at, type_version)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_BIND_CODE = (
-    "INSERT INTO bill_codes (code, institution, assigned, created_at) VALUES (?, ?, ?, ?)"
-)
+_BIND_CODE = "INSERT INTO bill_codes (code, institution, assigned, created_at) VALUES (?, ?, ?, ?)"
 
 
 class SubmittedDocument(Protocol):
@@ -446,9 +444,9 @@ async def _load_codes(sql: Sql, batches: Sequence[DocumentBatch], group: dict[st
     )
     for start in range(0, len(wanted), _IDS_PER_QUERY):
         chunk = wanted[start : start + _IDS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
         rows = await sql.fetch(
-            f"SELECT code, institution FROM bill_codes WHERE code IN ({','.join('?' * len(chunk))})",
-            chunk,
+            f"SELECT code, institution FROM bill_codes WHERE code IN ({marks})", chunk
         )
         codes.update({str(code): str(owner) for code, owner in rows})
 

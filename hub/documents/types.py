@@ -196,8 +196,10 @@ def _pointer(definition: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
 def _title(raw: object, where: str) -> dict[str, str]:
     if isinstance(raw, str) and raw:
         return {"en": raw}
-    if isinstance(raw, Mapping) and raw and all(
-        isinstance(k, str) and isinstance(v, str) and v for k, v in raw.items()
+    if (
+        isinstance(raw, Mapping)
+        and raw
+        and all(isinstance(k, str) and isinstance(v, str) and v for k, v in raw.items())
     ):
         return dict(raw)
     raise _fail(f"{where}: a string, or an object of language -> text such as en, zh")
