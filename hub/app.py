@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from hub import log_http
+from hub import log_http, types_http
 from hub.config import Settings
 from hub.metrics import GraphQLTiming, Metrics, root_fields
 from hub.services import Hub
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         Route("/readyz", readyz),
         Route("/metrics", metrics.endpoint),
         *log_http.routes,
+        *types_http.routes,
         *web_routes,
     ]
     app = Starlette(

@@ -191,7 +191,7 @@ class DocumentType:
         return cls(
             name=t.name,
             version=t.version,
-            title=t.title,
+            title=cast(JSON, t.title),
             issuer_kinds=list(t.issuer_kinds),
             views=[
                 TypeView(
@@ -205,7 +205,7 @@ class DocumentType:
             ],
             digest=b64(t.digest),
             leaf_index=t.leaf_index,
-            definition=t.definition,
+            definition=cast(JSON, t.definition),
         )
 
 

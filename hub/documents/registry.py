@@ -112,9 +112,7 @@ class Registry:
 
     def _add(self, registered: DocumentType) -> None:
         versions = [
-            t
-            for t in self._by_name.get(registered.name, [])
-            if t.version != registered.version and t.leaf_index is not None
+            t for t in self._by_name.get(registered.name, []) if t.version != registered.version
         ]
         versions.append(registered)
         versions.sort(key=lambda t: t.version)
@@ -147,10 +145,17 @@ class _Registration:
         )
         known = [(int(r[1]), str(r[2]), bytes(r[3]), int(r[4])) for r in rows]
         known += group.setdefault("types", {}).get(new.name, [])
-        for version, _, digest, index in known:
+        for _, _, digest, index in known:
             if digest == new.digest:
                 self.result = (index, False)
                 return Staged()
+        if not known:
+            # A shipped type counts as registered: another definition under its version, or
+            # a next version that is not its successor, is refused as for a registered one.
+            shipped = next((t for t in shipped_types() if t.name == new.name), None)
+            if shipped is not None and shipped.digest != new.digest:
+                known = [(shipped.version, shipped.canonical.decode(), shipped.digest, -1)]
+        for version, *_ in known:
             if version == new.version:
                 raise Conflict(
                     f"definition: {new.name} version {version} is registered with another"
