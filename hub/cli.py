@@ -256,8 +256,9 @@ async def _prepare_demo(settings: Settings, args: argparse.Namespace) -> None:
             f"agency without a grant ({AGENCIES[2][0]})": issue_token(
                 settings, "agency", f"analyst@{AGENCIES[2][0]}", AGENCIES[2][0], 86400
             ),
-            f"patient ({seed.patient})": issue_token(
-                settings, "patient", seed.patient, None, 86400
+            # A patient number means something only at the hospital that assigned it.
+            f"patient ({seed.patient} at {seed.hospital})": issue_token(
+                settings, "patient", seed.patient, seed.hospital, 86400
             ),
             "admin": issue_token(settings, "admin", "operator", None, 86400),
         }
