@@ -86,7 +86,8 @@ class Document(Model):
     leaf_index = fields.BigIntField(unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     erased_at = fields.DatetimeField(null=True)
-    type_version = fields.IntField(default=1)  # the version of its type it was validated under
+    # The version of its type it was validated under.
+    type_version = fields.IntField(default=1, db_default=1)
 
     class Meta:
         table = "documents"

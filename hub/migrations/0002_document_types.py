@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='Document',
             name='type_version',
-            field=fields.IntField(default=1),
+            field=fields.IntField(default=1, db_default=1),
         ),
         # Hospitals keep the bill codes their stored invoices already use (bound at first
         # use); a code two hospitals both used before goes to the lowest institution id.
