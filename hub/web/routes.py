@@ -33,6 +33,7 @@ ASSETS = {
     "verify.js": "text/javascript; charset=utf-8",
     "proof.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
+    "fields.js": "text/javascript; charset=utf-8",
     "verify.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
