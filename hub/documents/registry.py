@@ -48,6 +48,8 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _COLUMNS = "name, version, definition, digest, leaf_index"
+# The highest leaf index of a registration: a subquery a caller may fold into its own read.
+NEWEST_TYPE = "SELECT MAX(leaf_index) FROM document_types"
 
 
 @cache
@@ -96,8 +98,12 @@ class Registry:
 
     async def refresh(self) -> "Registry":
         """Take in what was registered since the last look (on any process)."""
-        rows = await fetch(self.db, "SELECT MAX(leaf_index) FROM document_types")
-        newest = rows[0][0] if rows else None
+        rows = await fetch(self.db, NEWEST_TYPE)
+        return await self.refresh_to(rows[0][0] if rows else None)
+
+    async def refresh_to(self, newest: int | None) -> "Registry":
+        """As `refresh`, given the highest leaf index in document_types (``NEWEST_TYPE``),
+        which a caller may read along with something else."""
         if newest is None or int(newest) <= self._seen:
             return self
         found = await fetch(

@@ -30,7 +30,7 @@ from hub.documents.canonical import (
 )
 from hub.documents.errors import BadDocument
 from hub.documents.pointers import MISSING
-from hub.documents.registry import Registry, registry_for
+from hub.documents.registry import NEWEST_TYPE, Registry, registry_for
 from hub.documents.store import (  # noqa: F401  (re-exported: readers import them from here)
     StoredDocument,
     document_at,
@@ -104,6 +104,7 @@ class IssuerPolicy:
     kind: str = "hospital"
     bill_codes: frozenset[str] = frozenset()
     assigned: bool = False
+    newest_type: int | None = None  # the registry's mark when the policy was read
 
 
 @dataclass
@@ -511,8 +512,11 @@ class DocumentService:
     async def issuer_policy(self, issuer: str) -> IssuerPolicy:
         # Off the writer's connection: there it would wait for the integrating
         # transaction to commit before the batch could even be validated.
+        # The newest type registration rides along: one round trip fewer per request.
         rows = await fetch(
-            self.db, "SELECT kind, signatures_required FROM institutions WHERE id = ?", [issuer]
+            self.db,
+            f"SELECT kind, signatures_required, ({NEWEST_TYPE}) FROM institutions WHERE id = ?",
+            [issuer],
         )
         if not rows:
             raise NotFound("the submitting institution is not registered")
@@ -533,6 +537,7 @@ class DocumentService:
             kind,
             frozenset(str(c[0]) for c in codes),
             any(bool(c[1]) for c in codes),
+            None if rows[0][2] is None else int(rows[0][2]),
         )
 
     async def submit(
@@ -544,7 +549,8 @@ class DocumentService:
         covered by the returned signed checkpoint when this returns.
         """
         policy = await self.issuer_policy(issuer)
-        await self.types.refresh()  # a type registered on any process counts at once
+        # A type registered on any process counts at once.
+        await self.types.refresh_to(policy.newest_type)
         types = _Newest(self.types)
         if not any(policy.kind in t.issuer_kinds for t in types.values()):
             raise NotFound("the submitting institution issues no registered document type")
