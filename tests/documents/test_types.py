@@ -3,6 +3,7 @@
 import copy
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -223,3 +224,29 @@ def test_the_shipped_files_are_what_the_registry_serves() -> None:
     for t in shipped_types():
         on_disk = json.loads((DEFINITIONS / f"{t.name}.json").read_text(encoding="utf-8"))
         assert parse_definition(on_disk).digest == t.digest
+
+
+def test_the_operator_guide_example_is_a_working_definition() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "document-types.md").read_text()
+    block = guide.split("```json\n", 1)[1].split("```", 1)[0]
+    t = parse_definition(json.loads(block))
+    t.check_body(
+        {
+            "number": "000001",
+            "checkCode": "Ab12Cd",
+            "issuedAt": "2026-06-30T09:00:00+08:00",
+            "studentRef": "S-0001",
+            "grades": [{"subject": "math", "score": "95"}],
+        }
+    )
+    with pytest.raises(BadDocument) as err:
+        t.check_body(
+            {
+                "number": "000002",
+                "checkCode": "Ef34Gh",
+                "issuedAt": "2026-06-30T09:00:00+08:00",
+                "studentRef": "S-0002",
+                "grades": [{"subject": "math", "score": "A+"}],
+            }
+        )
+    assert str(err.value) in guide  # the refusal the guide shows is the one given
