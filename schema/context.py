@@ -89,12 +89,16 @@ class Context:
         if self._scope is None:
             grants = []
             national: tuple[str, ...] = ()
+            issuer = False
             p = self.principal
             if p is not None and p.role == "agency" and p.inst is not None:
                 grants = await active_grants(self.hub.db, p.inst, self.now())
+                record = await self.institutions.load(p.inst)
+                kinds = {k for t in self.hub.types.all() for k in t.issuer_kinds}
+                issuer = record is not None and record.kind in kinds
             if p is not None and p.role == "patient" and p.inst is None:
                 national = (await self.hub.types.refresh()).national()
-            self._scope = scope_for(p, grants, national)
+            self._scope = scope_for(p, grants, national, issuer)
         return self._scope
 
     async def head(self, size: int | None = None) -> SignedHead | None:

@@ -10,9 +10,9 @@ view of the matching rules. The same rules filter in SQL (lists, counts) and in 
   whoever assigned it, so a patient token carries ``inst`` and reads only that issuer's
   documents; without ``inst`` it reads only types whose subject is national
   (``"subjectScope": "national"``), from every issuer.
-- agency: every document it issued itself (a bureau issues receipts, settlements),
-  ``full``; and for each active grant, documents of the grant's type from its issuers,
-  in the grant's view.
+- agency: for each active grant, documents of the grant's type from its issuers, in the
+  grant's view; and, when its kind issues a type (a bureau's receipts, settlements),
+  every document it issued itself, ``full``.
 - witness, auditor, admin: no documents (the auditor reads the access log instead).
 """
 
@@ -101,10 +101,14 @@ NOTHING = Scope(())
 
 
 def scope_for(
-    principal: Principal | None, grants: Sequence[Grant] = (), national: Sequence[str] = ()
+    principal: Principal | None,
+    grants: Sequence[Grant] = (),
+    national: Sequence[str] = (),
+    issuer: bool = False,
 ) -> Scope:
     """The documents ``principal`` may read; ``grants`` are the agency's active grants,
-    ``national`` the types whose subject is a national identifier."""
+    ``national`` the types whose subject is a national identifier, ``issuer`` whether
+    the agency's kind issues a type."""
     if principal is None:
         return NOTHING
     if principal.role == "hospital":
@@ -116,7 +120,7 @@ def scope_for(
             return NOTHING
         return Scope((Rule(FULL, subject=principal.sub, types=tuple(sorted(national))),))
     if principal.role == "agency":
-        own = (Rule(FULL, issuers=(principal.inst,)),) if principal.inst else ()
+        own = (Rule(FULL, issuers=(principal.inst,)),) if issuer and principal.inst else ()
         return Scope(
             own
             + tuple(

@@ -1,35 +1,28 @@
-"""Intake: validating, sealing and submitting documents of every registered type.
+"""Submitting documents: identity decided under the ledger lock, for every type.
 
-Everything that can be decided without the ledger lock (the type's schema or rule set,
-canonical form, issuer signature, which kinds may issue the type) is decided before
-queueing; identity decisions (CREATED, DUPLICATE, CONFLICT, a printed code's owner, a
-bill code's first use) are made under the lock, so two concurrent submissions of one
-document cannot both win.
+Intake (hub.documents.intake) checks, canonicalises and seals each document before
+queueing; here, under the lock, the identity decisions are made (CREATED, DUPLICATE,
+CONFLICT, a printed code's owner, a bill code's first use), so two concurrent
+submissions of one document cannot both win.
 """
 
 import asyncio
-import base64
-import binascii
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from hub.db import Database, Sql
-from hub.documents.canonical import (
-    body_digest,
-    canonical_json,
-    canonical_json_of_checked,
-    document_leaf_data,
-    is_timestamp,
-    new_salts,
+from hub.documents.canonical import document_leaf_data, new_salts
+from hub.documents.intake import (
+    Candidate,
+    IssuerPolicy,
+    SubmittedDocument,
+    prepare,
+    seal,
 )
-from hub.documents.errors import BadDocument
-from hub.documents.pointers import MISSING
 from hub.documents.registry import NEWEST_TYPE, Registry, registry_for
 from hub.documents.store import (  # noqa: F401  (re-exported: readers import them from here)
     StoredDocument,
@@ -38,15 +31,13 @@ from hub.documents.store import (  # noqa: F401  (re-exported: readers import th
     erase_document,
     fetch,
 )
-from hub.documents.types import TYPE_NAME, DocumentType
-from hub.errors import BadInput, BadSignature, Conflict, Forbidden, HubError, NotFound
+from hub.documents.types import DocumentType
+from hub.errors import BadInput, Conflict, HubError, NotFound
 from hub.ledger.sequencer import Sequencer, Staged
 from hub.ledger.storage import SignedHead
 from hub.ledger.tree import leaf_hash
 
 CREATED, DUPLICATE, REJECTED = "CREATED", "DUPLICATE", "REJECTED"
-MAX_BODY_BYTES = 256 * 1024
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 _INSERT = (
     "INSERT INTO documents (issuer, type, doc_id, version, supersedes, status, subject, body,"
@@ -54,24 +45,6 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _BIND_CODE = "INSERT INTO bill_codes (code, institution, assigned, created_at) VALUES (?, ?, ?, ?)"
-
-
-class SubmittedDocument(Protocol):
-    """What `DocumentService.submit` reads of each document: `DocumentInput`, or the
-    GraphQL input object as it comes, which is not copied into one per document."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def id(self) -> str: ...
-    @property
-    def body(self) -> object: ...
-    @property
-    def issued_at(self) -> str | None: ...
-    @property
-    def supersedes(self) -> int | None: ...
-    @property
-    def signature(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -94,182 +67,6 @@ class SubmitResult:
     error: HubError | None = None
 
 
-@dataclass(frozen=True)
-class IssuerPolicy:
-    """What the hub knows about the submitting institution: its kind, its signatures,
-    and the bill codes it holds (``assigned``: given by the operator, so only those)."""
-
-    keys: tuple[VerifyKey, ...] = ()
-    signatures_required: bool = False
-    kind: str = "hospital"
-    bill_codes: frozenset[str] = frozenset()
-    assigned: bool = False
-    newest_type: int | None = None  # the registry's mark when the policy was read
-
-
-@dataclass
-class _Candidate:
-    position: int
-    type: str
-    id: str
-    version: int
-    supersedes: int | None
-    body: bytes  # JCS
-    issued_at: str
-    status: str
-    subject: str | None
-    type_version: int = 1
-    # Unique across issuers: a printed-code type's id names one document.
-    unique: bool = False
-    # A bill code this issuer uses for the first time: bound to it under the ledger lock.
-    bind_code: str | None = None
-    # Set by `seal`, before the integrating transaction: none of it depends on the ledger.
-    salt: bytes = b""
-    digest: bytes = b""
-    leaf: bytes = b""
-    leaf_hash: bytes = b""
-
-
-def seal(candidate: _Candidate, issuer: str, salt: bytes) -> None:
-    """Salt, digest and leaf of a version that may be appended.
-
-    Done before the sequencer takes the batch, so the integrating transaction, which every
-    caller waits for, holds no more than the choice of leaf indexes and the writes.
-    """
-    candidate.salt = salt
-    candidate.digest = body_digest(salt, candidate.body)
-    candidate.leaf = document_leaf_data(
-        issuer=issuer,
-        type=candidate.type,
-        id=candidate.id,
-        version=candidate.version,
-        digest=candidate.digest,
-        issued_at=candidate.issued_at,
-    )
-    candidate.leaf_hash = leaf_hash(candidate.leaf)
-
-
-def _reject(position: int, doc_id: str, error: HubError) -> tuple[int, SubmitResult]:
-    return position, SubmitResult(id=doc_id, status=REJECTED, error=error)
-
-
-def _check_signature(canonical: bytes, signature: str | None, policy: IssuerPolicy) -> None:
-    if signature is None:
-        if policy.signatures_required:
-            raise BadSignature("this institution must sign its documents: signature is missing")
-        return
-    try:
-        raw = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadSignature("signature is not valid base64") from None
-    if not policy.keys:
-        raise BadSignature("signature given but the institution has no registered key")
-    for key in policy.keys:
-        try:
-            key.verify(canonical, raw)
-            return
-        except (BadSignatureError, ValueError):
-            continue
-    raise BadSignature("signature does not verify with any registered key of the institution")
-
-
-def _text_of(value: object) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _where(t: DocumentType, tokens: tuple[str, ...]) -> str:
-    # The invoice keeps its dotted paths (body.issuedAt); other types name JSON Pointers.
-    if t.rules is not None:
-        return "body." + ".".join(tokens)
-    return "/" + "/".join(tokens)
-
-
-def _id_rule(t: DocumentType) -> str:
-    return "-".join(f"<{'/'.join(tokens)}>" for tokens in t.id)
-
-
-def prepare(
-    doc: SubmittedDocument, policy: IssuerPolicy, types: Mapping[str, DocumentType]
-) -> _Candidate:
-    """Validate one input under its type's newest version and put it in canonical form;
-    raises a HubError naming the field."""
-    if not isinstance(doc.type, str) or not TYPE_NAME.fullmatch(doc.type):
-        raise BadInput("type: must be a lower-case name such as medical_invoice")
-    if not isinstance(doc.id, str) or not _ID.fullmatch(doc.id):
-        raise BadInput("id: must be 1-128 letters, digits or . _ : -")
-    if doc.supersedes is not None and doc.supersedes < 1:
-        raise BadInput("supersedes: must name a version (1 or more)")
-    t = types.get(doc.type)
-    if t is None:
-        raise BadInput(f"type: no document type {doc.type} is registered (see documentTypes)")
-    if policy.kind not in t.issuer_kinds:
-        raise Forbidden(
-            f"type: {doc.type} is issued by institutions of kind {', '.join(t.issuer_kinds)},"
-            f" not {policy.kind}"
-        )
-    body = doc.body
-    if not isinstance(body, dict):
-        raise BadDocument("body", "must be a JSON object")
-    t.check_body(body)
-    parts = [_text_of(t.value(body, tokens)) for tokens in t.id]
-    document_id = "-".join(p for p in parts if p is not None)
-    if None in parts or doc.id != document_id:
-        title = t.title.get("en", t.name).lower()
-        raise BadInput(f"id: a {title}'s id must be {_id_rule(t)}")
-    issued_at = t.value(body, t.issued_at)
-    if not is_timestamp(issued_at):
-        raise BadDocument(
-            _where(t, t.issued_at),
-            "must be an ISO-8601 date-time with offset, e.g. 2026-11-20T10:15:00+08:00",
-        )
-    if doc.issued_at is not None and doc.issued_at != issued_at:
-        raise BadInput(f"issuedAt: differs from {_where(t, t.issued_at)}")
-    status = t.value(body, t.status)
-    if status is MISSING:
-        status = "issued"
-    elif status not in ("issued", "reversed"):
-        raise BadDocument(_where(t, t.status or ()), "must be issued or reversed")
-    if status == "reversed" and doc.supersedes is None:
-        raise BadInput("supersedes: a reversal must name the version it reverses")
-    subject = _text_of(t.value(body, t.subject))
-    bind_code = None
-    if t.rules is not None and t.rules.issuer_code is not None:
-        code = body[t.rules.issuer_code]
-        if code not in policy.bill_codes:
-            if policy.assigned:
-                raise BadInput(
-                    f"body.{t.rules.issuer_code}: {code} is not one of the bill codes assigned"
-                    " to this institution"
-                )
-            bind_code = code
-    # A rule set admits only what JCS carries as is (strings, nulls, lists, objects with
-    # ASCII keys): its canonical form needs no second walk.
-    canonical = canonical_json_of_checked(body) if t.rules is not None else canonical_json(body)
-    if len(canonical) > MAX_BODY_BYTES:
-        raise BadInput(f"body: larger than {MAX_BODY_BYTES} bytes in canonical form")
-    _check_signature(canonical, doc.signature, policy)
-    version = (doc.supersedes or 0) + 1
-    assert isinstance(issued_at, str)
-    return _Candidate(
-        0,
-        doc.type,
-        doc.id,
-        version,
-        doc.supersedes,
-        canonical,
-        issued_at,
-        str(status),
-        subject,
-        type_version=t.version,
-        unique=t.check_code is not None,
-        bind_code=bind_code,
-    )
-
-
 @dataclass
 class _Existing:
     body: bytes | None
@@ -287,7 +84,7 @@ class DocumentBatch:
     (a sequencer Submission)."""
 
     issuer: str
-    candidates: list[_Candidate]
+    candidates: list[Candidate]
     results: dict[int, SubmitResult] = field(default_factory=dict)
     # Set once `prefetch` has read what the database holds of this batch's documents.
     loaded: bool = False
@@ -416,7 +213,7 @@ class DocumentBatch:
         assert isinstance(outcome, dict)
         self.results = outcome
 
-    def _repeat(self, c: _Candidate, found: _Existing) -> SubmitResult:
+    def _repeat(self, c: Candidate, found: _Existing) -> SubmitResult:
         if found.body is None:
             return SubmitResult(
                 c.id,
