@@ -313,9 +313,13 @@ class Query:
             )
         elif principal.role in ("hospital", "patient"):
             where = (await ctx.scope()).sql("d.")
-            assert where is not None
-            records = await access_events(
-                ctx.hub.db, where=where, doc_id=doc_id, limit=MAX_ACCESS_EVENTS
+            # A patient token without inst, while no type has a national subject, sees none.
+            records = (
+                []
+                if where is None
+                else await access_events(
+                    ctx.hub.db, where=where, doc_id=doc_id, limit=MAX_ACCESS_EVENTS
+                )
             )
         else:
             records = await access_events(ctx.hub.db, doc_id=doc_id, limit=MAX_ACCESS_EVENTS)

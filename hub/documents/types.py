@@ -127,7 +127,12 @@ class DocumentType:
         raise BadDocument(pointer or "body", problem)
 
     def value(self, body: object, tokens: tuple[str, ...] | None) -> Any:
-        return MISSING if tokens is None else resolve(body, tokens)
+        """The value at a pointer of the definition's (``id``, ``subject``, ...), or MISSING."""
+        if tokens is None:
+            return MISSING
+        if len(tokens) == 1 and type(body) is dict:  # most pointers name a top-level field
+            return body.get(tokens[0], MISSING)
+        return resolve(body, tokens)
 
 
 def describe(error: jsonschema.ValidationError) -> tuple[str, str]:

@@ -119,3 +119,23 @@ async def test_an_agency_of_a_listed_kind_issues_its_type(hub: Hub) -> None:
     (refused,), _ = await hub.documents.submit("h", [doc])
     assert refused.status == REJECTED and refused.error is not None
     assert refused.error.code == "FORBIDDEN" and "finance_bureau" in refused.error.message
+
+
+async def test_a_registration_counts_at_once_on_every_hub_process(hub: Hub) -> None:
+    other = await Hub.start(hub.settings, run_migrations=False)  # a second process's view
+    try:
+        assert other.types.latest("school_certificate") is None
+        await add_institution(hub.db, "school-1", "School", "school")
+        await register_type(hub.types, hub.sequencer, certificate())
+        body = {
+            "number": "000001",
+            "issuedAt": "2026-06-30T09:00:00+08:00",
+            "studentRef": "S-1",
+            "grades": [],
+        }
+        (made,), _ = await other.documents.submit(
+            "school-1", [DocumentInput("school_certificate", "000001", body)]
+        )
+        assert made.status == CREATED
+    finally:
+        await other.stop()
