@@ -121,6 +121,21 @@ async def test_a_new_user_registers_a_type_and_issues_grants_and_reads_it(world:
         )
     )["addGrant"]
     assert grant == {"view": None, "viewName": "transcript"}
+    for both_or_neither in ('view: FULL, viewName: "transcript", ', ""):
+        refused = await world.gql(
+            'mutation { addGrant(agency: "edu-bureau", type: "school_certificate",'
+            f' issuers: ["*"], {both_or_neither}purpose: "p") {{ id }} }}',
+            token=admin,
+        )
+        assert code_of(refused) == "BAD_INPUT" and "exactly one of view and viewName" in str(
+            refused
+        )
+    unknown_view = await world.gql(
+        'mutation { addGrant(agency: "edu-bureau", type: "school_certificate",'
+        ' issuers: ["*"], viewName: "financial", purpose: "p") { id } }',
+        token=admin,
+    )
+    assert "view: must be one of full, transcript" in str(unknown_view)
     agency = world.token("agency", "clerk", "edu-bureau")
     seen = ok(await world.gql(READ, {"id": "000001"}, agency))["document"]
     assert seen["viewName"] == "transcript" and seen["view"] is None and seen["salt"] is None
