@@ -266,6 +266,8 @@ async def _prepare_demo(settings: Settings, args: argparse.Namespace) -> None:
         print("\nLedger Hub demo" + (" (seeded)" if seed.created else ""), flush=True)
         print(f"  checkpoint:  {base}/log/checkpoint")
         print(f"  verify page: {base}/verify?code={code}&number={number}&check={check}")
+        kind, receipt, receipt_check = seed.receipt_codes
+        print(f"  a receipt:   {base}/verify?type={kind}&id={receipt}&check={receipt_check}")
         print(f"  GraphQL:     {base}/graphql")
         print("\nDemo tokens (valid 24 h; send as 'Authorization: Bearer <token>'):")
         for who, token in tokens.items():

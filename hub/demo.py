@@ -50,11 +50,13 @@ class DemoSeed:
     patient: str  # its patient number at `hospital` (a patient token's inst is `hospital`)
     invoice_codes: tuple[str, str, str]  # billCode, billNumber, checkCode
     created: bool
+    receipt_codes: tuple[str, str, str] = ("", "", "")  # type, id, checkCode
 
 
 async def seed_demo(hub: Hub) -> DemoSeed:
     """Seed once; a second run finds the institutions and only reports what is there."""
     invoices = demo_invoices(DEMO_INVOICES, seed=0)
+    receipts = demo_receipts(DEMO_RECEIPTS, seed=0)
     first = invoices[0]
     by_code = {h.bill_code: h for h in DEMO_HOSPITALS}
     seed = DemoSeed(
@@ -62,6 +64,11 @@ async def seed_demo(hub: Hub) -> DemoSeed:
         patient=first["patientRef"],
         invoice_codes=(first["billCode"], first["billNumber"], first["checkCode"]),
         created=False,
+        receipt_codes=(
+            "fiscal_receipt",
+            f"{receipts[0]['billCode']}-{receipts[0]['billNumber']}",
+            receipts[0]["checkCode"],
+        ),
     )
     if await list_institutions(hub.db):
         return seed
@@ -81,7 +88,6 @@ async def seed_demo(hub: Hub) -> DemoSeed:
         )
     for issuer, docs in per_issuer.items():
         await hub.documents.submit(issuer, docs)
-    receipts = demo_receipts(DEMO_RECEIPTS, seed=0)
     await hub.documents.submit(
         FINANCE_BUREAU[0],
         [
@@ -97,7 +103,7 @@ async def seed_demo(hub: Hub) -> DemoSeed:
             for s in demo_settlements(settled, seed=0)
         ],
     )
-    return DemoSeed(seed.hospital, seed.patient, seed.invoice_codes, created=True)
+    return DemoSeed(seed.hospital, seed.patient, seed.invoice_codes, True, seed.receipt_codes)
 
 
 async def _seed_grants(hub: Hub) -> None:
