@@ -130,16 +130,6 @@ class DocumentBatch:
         now = sql.moment(datetime.now(UTC))
         for c in self.candidates:
             key = (self.issuer, c.type, c.id, c.version)
-            if c.bind_code is not None and codes.get(c.bind_code, self.issuer) != self.issuer:
-                self.results[c.position] = SubmitResult(
-                    c.id,
-                    REJECTED,
-                    error=BadInput(
-                        f"body.billCode: {c.bind_code} is another institution's bill code;"
-                        " use one of this institution's"
-                    ),
-                )
-                continue
             if c.unique and owners.get((c.type, c.id), self.issuer) != self.issuer:
                 self.results[c.position] = SubmitResult(
                     c.id,
@@ -147,6 +137,21 @@ class DocumentBatch:
                     error=Conflict(
                         f"id: a {c.type} with this id was issued by another institution;"
                         " printed codes name one document"
+                        + (
+                            f", and bill code {c.bind_code} is that institution's"
+                            if c.bind_code is not None
+                            else ""
+                        )
+                    ),
+                )
+                continue
+            if c.bind_code is not None and codes.get(c.bind_code, self.issuer) != self.issuer:
+                self.results[c.position] = SubmitResult(
+                    c.id,
+                    REJECTED,
+                    error=BadInput(
+                        f"body.billCode: {c.bind_code} is another institution's bill code;"
+                        " use one of this institution's"
                     ),
                 )
                 continue

@@ -253,8 +253,8 @@ async def test_a_second_hospital_cannot_shadow_another_hospitals_invoice(world: 
 
     forged = {**true_body, "issuerName": "Forged", "checkCode": "FORGED"}
     (shadow,) = await submit(world, b, {"type": "medical_invoice", "id": doc_id, "body": forged})
-    assert shadow["status"] == "REJECTED"
-    assert "another institution's bill code" in shadow["error"]["message"]
+    assert shadow["status"] == "REJECTED" and shadow["error"]["code"] == "CONFLICT"
+    assert "issued by another institution" in shadow["error"]["message"]
     other_number = {**forged, "billNumber": "0999999999"}
     (same_code,) = await submit(
         world,
@@ -265,7 +265,8 @@ async def test_a_second_hospital_cannot_shadow_another_hospitals_invoice(world: 
             "body": other_number,
         },
     )
-    assert same_code["status"] == "REJECTED"
+    assert same_code["status"] == "REJECTED" and same_code["error"]["code"] == "BAD_INPUT"
+    assert "another institution's bill code" in same_code["error"]["message"]
     own = {**forged, "billCode": "46999926"}
     (accepted,) = await submit(
         world, b, {"type": "medical_invoice", "id": f"46999926-{own['billNumber']}", "body": own}
