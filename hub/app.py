@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub import log_http
+from hub import log_http, types_http
 from hub.config import Settings
 from hub.metrics import GraphQLTiming, Metrics, root_fields
 from hub.outage_http import OutageAnswers
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Star
         Route("/readyz", readyz),
         Route("/metrics", metrics.endpoint),
         *log_http.routes,
+        *types_http.routes,
         *web_routes,
     ]
     app = Starlette(

@@ -81,7 +81,12 @@ async def cmd_institution_add(args: argparse.Namespace, settings: Settings) -> i
 
     async def work(hub: Any) -> int:
         await add_institution(
-            hub.db, args.id, args.name, args.kind, signatures_required=args.signatures_required
+            hub.db,
+            args.id,
+            args.name,
+            args.kind,
+            signatures_required=args.signatures_required,
+            bill_codes=args.bill_code or (),
         )
         if args.key:
             await add_issuer_key(hub.db, args.id, Path(args.key).read_bytes())
@@ -116,10 +121,43 @@ async def cmd_grant_add(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_hub(settings, work)
 
 
+async def cmd_type_add(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.documents.registry import register_type
+
+    try:
+        definition = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{args.file} is not JSON: {exc}") from None
+
+    async def work(hub: Any) -> int:
+        registered, created = await register_type(hub.types, hub.sequencer, definition)
+        what = "registered" if created else "already registered"
+        print(
+            f"type {registered.name} version {registered.version} {what}"
+            f" (leaf {registered.leaf_index})"
+        )
+        return 0
+
+    return await _with_hub(settings, work)
+
+
+async def cmd_type_list(args: argparse.Namespace, settings: Settings) -> int:
+    import base64
+
+    async def work(hub: Any) -> int:
+        for t in (await hub.types.refresh()).all():
+            leaf = "shipped, not registered" if t.leaf_index is None else f"leaf {t.leaf_index}"
+            digest = base64.b64encode(t.digest).decode()
+            print(f"{t.name}\t{t.version}\t{','.join(t.issuer_kinds)}\t{digest}\t{leaf}")
+        return 0
+
+    return await _with_hub(settings, work)
+
+
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.audit import verify_ledger
     from hub.db import Database
     from hub.keys import load_log_signer
-    from hub.ledger.audit import verify_ledger
 
     signer = load_log_signer(settings.log_key_path)
     db = Database(settings.database_url)
@@ -130,7 +168,8 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
         await db.close()
     print(
         f"ledger OK: {report.size} leaves, {report.checkpoints} checkpoints, "
-        f"{report.documents} documents and {report.governance} access/grant/claim rows verified"
+        f"{report.documents} documents and {report.governance} access/grant/type/claim rows"
+        " verified"
     )
     return 0
 
@@ -236,8 +275,9 @@ async def _prepare_demo(settings: Settings, args: argparse.Namespace) -> None:
             f"insurer that claims ({AGENCIES[3][0]})": issue_token(
                 settings, "agency", f"clerk@{AGENCIES[3][0]}", AGENCIES[3][0], 86400
             ),
-            f"patient ({seed.patient})": issue_token(
-                settings, "patient", seed.patient, None, 86400
+            # A patient number means something only at the hospital that assigned it.
+            f"patient ({seed.patient} at {seed.hospital})": issue_token(
+                settings, "patient", seed.patient, seed.hospital, 86400
             ),
             "admin": issue_token(settings, "admin", "operator", None, 86400),
         }
@@ -245,6 +285,8 @@ async def _prepare_demo(settings: Settings, args: argparse.Namespace) -> None:
         print("\nLedger Hub demo" + (" (seeded)" if seed.created else ""), flush=True)
         print(f"  checkpoint:  {base}/log/checkpoint")
         print(f"  verify page: {base}/verify?code={code}&number={number}&check={check}")
+        kind, receipt, receipt_check = seed.receipt_codes
+        print(f"  a receipt:   {base}/verify?type={kind}&id={receipt}&check={receipt_check}")
         print(f"  GraphQL:     {base}/graphql")
         print("\nDemo tokens (valid 24 h; send as 'Authorization: Bearer <token>'):")
         for who, token in tokens.items():
@@ -287,10 +329,20 @@ def build_parser() -> argparse.ArgumentParser:
     inst = sub.add_parser("institution", help="institutions").add_subparsers(
         dest="institution", required=True
     )
-    add = inst.add_parser("add", help="register a hospital or an agency")
+    add = inst.add_parser("add", help="register an institution (a hospital, an agency, ...)")
     add.add_argument("--id", required=True)
     add.add_argument("--name", required=True)
-    add.add_argument("--kind", required=True, choices=["hospital", "agency"])
+    add.add_argument(
+        "--kind",
+        required=True,
+        help="a lower-case name: hospital, agency, finance_bureau, school, ...",
+    )
+    add.add_argument(
+        "--bill-code",
+        action="append",
+        metavar="CODE",
+        help="a medical-invoice bill code assigned to it (repeat for several)",
+    )
     add.add_argument("--key", help="Ed25519 public key file (PEM) the hospital signs with")
     add.add_argument("--signatures-required", action="store_true")
     add.set_defaults(handler=cmd_institution_add)
@@ -300,13 +352,23 @@ def build_parser() -> argparse.ArgumentParser:
     gadd.add_argument("--agency", required=True)
     gadd.add_argument("--type", required=True)
     gadd.add_argument("--issuers", required=True, help="ID,ID or '*'")
-    gadd.add_argument("--view", required=True, choices=["full", "financial", "summary"])
+    gadd.add_argument(
+        "--view", required=True, help="full, or a view of the type (financial, summary, ...)"
+    )
     gadd.add_argument("--purpose", required=True)
     gadd.add_argument("--until", help="last valid date (YYYY-MM-DD)")
     gadd.add_argument(
         "--claims", action="store_true", help="the agency may also book reimbursement claims"
     )
     gadd.set_defaults(handler=cmd_grant_add)
+
+    types = sub.add_parser("type", help="document types").add_subparsers(dest="type", required=True)
+    tadd = types.add_parser("add", help="register a document type version from its JSON file")
+    tadd.add_argument("file", metavar="FILE.json")
+    tadd.set_defaults(handler=cmd_type_add)
+    types.add_parser("list", help="list every known document type version").set_defaults(
+        handler=cmd_type_list
+    )
 
     ledger = sub.add_parser("ledger", help="the ledger").add_subparsers(
         dest="ledger", required=True

@@ -32,8 +32,6 @@ class Settings:
     jwt_audience: str = "ledger-hub"
     log_key_file: Path | None = None
     jwt_key_file: Path | None = None
-    max_batch: int = 500
-    max_body_bytes: int = 256 * 1024
     # GraphQL requests per second per principal (per client address without a token),
     # bursts of twice that; 0 turns the limit off (benchmarks, trusted gateways in front).
     rate_limit: float = 100.0

@@ -60,7 +60,7 @@ class LedgerCosignature(Model):
 class Institution(Model):
     id = fields.CharField(max_length=64, primary_key=True)
     name = fields.CharField(max_length=200)
-    kind = fields.CharField(max_length=16)  # hospital | agency
+    kind = fields.CharField(max_length=16)  # any lower-case name: hospital, agency, school, ...
     signatures_required = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -101,6 +101,8 @@ class Document(Model):
     leaf_index = fields.BigIntField(unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     erased_at = fields.DatetimeField(null=True)
+    # The version of its type it was validated under.
+    type_version = fields.IntField(default=1, db_default=1)
 
     class Meta:
         table = "documents"
@@ -169,3 +171,35 @@ class Claim(Model):
     class Meta:
         table = "claims"
         indexes = (("issuer", "type", "doc_id"),)
+
+
+class DocumentType(Model):
+    """One registered version of a document type, mirrored by a `type` leaf."""
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=64)
+    version = fields.IntField()
+    definition = fields.TextField()  # JCS of the definition; its SHA-256 is the leaf's digest
+    digest = fields.BinaryField()
+    leaf_index = fields.BigIntField(unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "document_types"
+        unique_together = (("name", "version"),)
+
+
+class BillCode(Model):
+    """A medical-invoice bill code and the institution it belongs to.
+
+    ``assigned``: registered by the operator (`--bill-code`); otherwise bound to the
+    hospital at its first use. An institution with an assigned code uses only its own.
+    """
+
+    code = fields.CharField(max_length=16, primary_key=True)
+    institution = fields.CharField(max_length=64, db_index=True)
+    assigned = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "bill_codes"

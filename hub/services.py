@@ -5,6 +5,7 @@ from pathlib import Path
 
 from hub.config import Settings
 from hub.db import Database, migrate
+from hub.documents.registry import Registry, registry_for
 from hub.documents.service import DocumentService
 from hub.errors import ConfigError
 from hub.keys import load_log_signer
@@ -42,6 +43,11 @@ class Hub:
     @property
     def policy(self) -> Policy | None:
         return self.witnesses.policy if self.witnesses is not None else None
+
+    @property
+    def types(self) -> Registry:
+        """The document types this process knows (refresh() takes in new registrations)."""
+        return registry_for(self.db)
 
     @property
     def verifier_key(self) -> str:

@@ -134,7 +134,7 @@ class DocumentClaims:
         issuing = principal is not None and principal.role == HOSPITAL
         if d.body is None or not (issuing or (await self._sight(info)).total):
             return None
-        amount = claimable_amount(d.type, d.body)
+        amount = await claimable_amount(context(info).hub.db, d.type, d.type_version, d.body)
         return None if amount is None else money_text(amount)
 
     @strawberry.field(

@@ -96,7 +96,17 @@ class Context:
     async def scope(self) -> Scope:
         """The documents the principal may read (grants are read once per request)."""
         if self._scope is None:
-            self._scope = scope_for(self.principal, await self.agency_grants())
+            national: tuple[str, ...] = ()
+            issuer = False
+            p = self.principal
+            grants = await self.agency_grants()
+            if p is not None and p.role == "agency" and p.inst is not None:
+                record = await self.institutions.load(p.inst)
+                kinds = {k for t in self.hub.types.all() for k in t.issuer_kinds}
+                issuer = record is not None and record.kind in kinds
+            if p is not None and p.role == "patient" and p.inst is None:
+                national = (await self.hub.types.refresh()).national()
+            self._scope = scope_for(p, grants, national, issuer)
         return self._scope
 
     async def agency_grants(self) -> list[Grant]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from strawberry.dataloader import DataLoader
 
 from hub.access.access_log import record_reads
-from hub.institutions import InstitutionRecord
+from hub.institutions import InstitutionRecord, institutions_by_id
 
 if TYPE_CHECKING:
     from schema.context import Context
@@ -14,13 +14,7 @@ if TYPE_CHECKING:
 
 def institution_loader(ctx: "Context") -> DataLoader[str, InstitutionRecord | None]:
     async def load(ids: Sequence[str]) -> list[InstitutionRecord | None]:
-        rows = await ctx.hub.db.sql.fetch(
-            "SELECT id, name, kind, signatures_required FROM institutions"
-            f" WHERE id IN ({','.join('?' * len(ids))})",
-            list(ids),
-        )
-        found = {r[0]: InstitutionRecord(r[0], r[1], r[2], bool(r[3])) for r in rows}
-        return [found.get(i) for i in ids]
+        return await institutions_by_id(ctx.hub.db, ids)
 
     return DataLoader(load_fn=load)
 

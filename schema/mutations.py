@@ -3,20 +3,24 @@
 import base64
 import binascii
 from datetime import date, timedelta
+from typing import Annotated
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from hub.access.grants import create_grant, revoke_grant
-from hub.documents.service import erase_document
-from hub.errors import BadInput
+from hub.documents.registry import register_type
+from hub.documents.store import erase_document
+from hub.errors import BadInput, Forbidden, NotFound
 from hub.institutions import add_institution, add_issuer_key
 from schema.claims import ClaimMutations
 from schema.limits import MAX_BATCH
-from schema.permissions import ADMIN, HOSPITAL, context, require
+from schema.permissions import ADMIN, AGENCY, HOSPITAL, context, require
 from schema.types import (
     Checkpoint,
     DocumentInput,
+    DocumentType,
     ErrorInfo,
     Grant,
     Institution,
@@ -58,16 +62,22 @@ def _public_key(text: str) -> bytes:
 @strawberry.type
 class Mutation(ClaimMutations):
     @strawberry.mutation(
-        description="Anchor documents as the token's hospital; one result per input, in order"
+        description="Anchor documents as the token's institution (a hospital, or an agency of"
+        " a kind the document's type lists); one result per input, in order"
     )
     async def submit_documents(
         self, info: Info, documents: list[DocumentInput]
     ) -> SubmitDocumentsPayload:
-        principal = require(info, HOSPITAL)
+        principal = require(info, HOSPITAL, AGENCY)
         if len(documents) > MAX_BATCH:  # the Guard refuses these before execution, too
             raise BadInput(f"documents: at most {MAX_BATCH} documents per request")
         assert principal.inst is not None
-        results, head = await context(info).hub.documents.submit(principal.inst, documents)
+        try:
+            results, head = await context(info).hub.documents.submit(principal.inst, documents)
+        except NotFound:
+            if principal.role == AGENCY:  # an agency that issues nothing is a reader only
+                raise Forbidden("this institution issues no registered document type") from None
+            raise
         return SubmitDocumentsPayload(
             results=[
                 SubmitResult(
@@ -93,12 +103,31 @@ class Mutation(ClaimMutations):
         name: str,
         kind: str,
         signatures_required: bool = False,
+        bill_codes: Annotated[
+            list[str] | None,
+            strawberry.argument(description="Medical-invoice bill codes assigned to it"),
+        ] = None,
     ) -> Institution:
         require(info, ADMIN)
         record = await add_institution(
-            context(info).hub.db, str(id), name, kind, signatures_required=signatures_required
+            context(info).hub.db,
+            str(id),
+            name,
+            kind,
+            signatures_required=signatures_required,
+            bill_codes=bill_codes or (),
         )
         return Institution.of(record)
+
+    @strawberry.mutation(
+        description="Register a document type version from its definition (a `type` leaf);"
+        " the same definition again answers the one registered"
+    )
+    async def register_document_type(self, info: Info, definition: JSON) -> DocumentType:
+        require(info, ADMIN)
+        hub = context(info).hub
+        registered, _ = await register_type(hub.types, hub.sequencer, definition)
+        return DocumentType.of(registered)
 
     @strawberry.mutation(description="Register an Ed25519 key a hospital signs bodies with")
     async def add_issuer_key(self, info: Info, institution: strawberry.ID, public_key: str) -> bool:
@@ -113,20 +142,27 @@ class Mutation(ClaimMutations):
         agency: strawberry.ID,
         type: str,
         issuers: list[str],
-        view: View,
         purpose: str,
+        view: View | None = None,
         until: str | None = None,
+        view_name: Annotated[
+            str | None,
+            strawberry.argument(description="Any view of the type by name; instead of view"),
+        ] = None,
         claims: bool = False,
     ) -> Grant:
         require(info, ADMIN)
         ctx = context(info)
+        if (view is None) == (view_name is None):
+            raise BadInput("view: give exactly one of view and viewName")
         _check_until(until)
         grant = await create_grant(
             ctx.hub,
             agency=str(agency),
             type=type,
             issuers=issuers,
-            view=str(view.value),  # a str at run time; mypy sees the enum_value()
+            # A str at run time; mypy sees the enum_value().
+            view=str(view.value) if view is not None else str(view_name),
             purpose=purpose,
             until=until,
             now=ctx.now(),

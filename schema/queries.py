@@ -23,10 +23,13 @@ from hub.access.access_log import access_events, count_access_events, record_rea
 from hub.access.grants import list_grants
 from hub.access.visibility import Access
 from hub.documents.invoice import INVOICE_TYPE
+from hub.documents.pointers import resolve
+from hub.documents.types import TYPE_NAME
 from hub.errors import BadInput, NotFound
 from hub.institutions import list_institutions
 from hub.ledger.storage import read_checkpoint
 from schema.claims import ClaimQueries
+from schema.context import Context
 from schema.limits import DEFAULT_PAGE, MAX_ACCESS_EVENTS, MAX_PAGE
 from schema.permissions import (
     ACCESS_LOG_READERS,
@@ -46,6 +49,7 @@ from schema.types import (
     DocumentConnection,
     DocumentEdge,
     DocumentFilter,
+    DocumentType,
     Grant,
     InclusionProof,
     Institution,
@@ -57,6 +61,8 @@ from schema.types import (
 _BILL_CODE = re.compile(r"[0-9]{8}")
 _BILL_NUMBER = re.compile(r"[0-9]{10}")
 _CHECK_CODE = re.compile(r"[0-9A-Za-z]{6}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_ANY_CHECK_CODE = re.compile(r"[0-9A-Za-z]{1,64}")
 # One answer for "does not exist" and "exists but not yours", word for word.
 NOT_FOUND_MESSAGE = "no such document"
 
@@ -121,6 +127,10 @@ def _cursor(leaf_index: int) -> str:
 _MAX_LEAF = 2**63 - 1
 
 
+async def _count_access_events(ctx: Context, where: dict[str, Any] | None) -> int:
+    return 0 if where is None else await count_access_events(ctx.hub.db, **where)
+
+
 def _after(cursor: str | None) -> int | None:
     if cursor is None:
         return None
@@ -144,9 +154,9 @@ def _date(value: str | None, name: str) -> date | None:
         raise BadInput(f"{name}: must be a date YYYY-MM-DD") from None
 
 
-async def _access_where(info: Info, document_id: strawberry.ID | None) -> dict[str, Any]:
+async def _access_where(info: Info, document_id: strawberry.ID | None) -> dict[str, Any] | None:
     """Which access events the caller may see: an agency its own reads, a hospital or
-    patient the reads of its documents, an auditor all."""
+    patient the reads of its documents, an auditor all; None: none at all."""
     principal = require(info, *ACCESS_LOG_READERS)
     ctx = context(info)
     found: dict[str, Any] = {"doc_id": None if document_id is None else str(document_id)}
@@ -154,9 +164,43 @@ async def _access_where(info: Info, document_id: strawberry.ID | None) -> dict[s
         found["agency"] = principal.inst
     elif principal.role in ("hospital", "patient"):
         where = (await ctx.scope()).sql("d.")
-        assert where is not None
+        # A patient token without inst, while no type has a national subject, sees none.
+        if where is None:
+            return None
         found["where"] = where
     return found
+
+
+async def by_printed_codes(
+    info: Info, doc_type: str, doc_id: str, check_code: str, tokens: tuple[str, ...] | None
+) -> Document:
+    """The document ``doc_id`` of ``doc_type`` whose check code (at ``tokens``) is
+    ``check_code``; a wrong code answers like a missing id, and counts as a miss."""
+    ctx = context(info)
+    if ctx.principal is not None:
+        require(info, *DOCUMENT_READERS)  # admins, auditors, witnesses: never bodies
+    limiter = ctx.guards.invoice_lookups
+    limiter.check(ctx.client)
+    rows = await docs.with_id(ctx.hub.db, doc_id, doc_type) if tokens is not None else []
+    matched: dict[str, docs.DocRow] = {}
+    latest: dict[str, docs.DocRow] = {}
+    for row in rows:
+        latest[row.doc.issuer] = row  # oldest first, so the last one wins
+        code = resolve(row.doc.body or {}, tokens or ())
+        if isinstance(code, str) and hmac.compare_digest(code.encode(), check_code.encode()):
+            matched[row.doc.issuer] = row
+    access: Access | None = Access("full", None)
+    if matched and ctx.principal is not None:
+        # With a token the caller is answered as who it is: an agency reads through
+        # its grant (view and access leaf), a hospital or patient only what is theirs.
+        found = latest[min(matched)].doc
+        access = (await ctx.scope()).access(found.issuer, found.type, found.subject)
+    if not matched or access is None:
+        limiter.miss(ctx.client)
+        raise NotFound(NOT_FOUND_MESSAGE)
+    issuer = min(matched)
+    # The holder of the paper (or its owner) may see who read it; an agency may not.
+    return Document.of(latest[issuer], access, by_codes=access.purpose is None)
 
 
 @strawberry.type
@@ -241,31 +285,31 @@ class Query(ClaimQueries):
             raise BadInput(
                 "billCode is 8 digits, billNumber 10 digits, checkCode 6 letters or digits"
             )
-        ctx = context(info)
-        if ctx.principal is not None:
-            require(info, *DOCUMENT_READERS)  # admins, auditors, witnesses: never bodies
-        limiter = ctx.guards.invoice_lookups
-        limiter.check(ctx.client)
-        rows = await docs.with_id(ctx.hub.db, f"{bill_code}-{bill_number}", INVOICE_TYPE)
-        matched: dict[str, docs.DocRow] = {}
-        latest: dict[str, docs.DocRow] = {}
-        for row in rows:
-            latest[row.doc.issuer] = row  # oldest first, so the last one wins
-            code = (row.doc.body or {}).get("checkCode")
-            if isinstance(code, str) and hmac.compare_digest(code.encode(), check_code.encode()):
-                matched[row.doc.issuer] = row
-        access: Access | None = Access("full", None)
-        if matched and ctx.principal is not None:
-            # With a token the caller is answered as who it is: an agency reads through
-            # its grant (view and access leaf), a hospital or patient only what is theirs.
-            found = latest[min(matched)].doc
-            access = (await ctx.scope()).access(found.issuer, found.type, found.subject)
-        if not matched or access is None:
-            limiter.miss(ctx.client)
-            raise NotFound(NOT_FOUND_MESSAGE)
-        issuer = min(matched)
-        # The holder of the paper (or its owner) may see who read it; an agency may not.
-        return Document.of(latest[issuer], access, by_codes=access.purpose is None)
+        return await by_printed_codes(
+            info, INVOICE_TYPE, f"{bill_code}-{bill_number}", check_code, ("checkCode",)
+        )
+
+    @strawberry.field(
+        description="A document of any type with a check code, by its id and check code;"
+        " no token needed. Answered as `invoice` is: the holder of the printed codes sees"
+        " the whole body and salt, and repeated misses are slowed down, then locked out."
+    )
+    async def lookup(self, info: Info, type: str, id: strawberry.ID, check_code: str) -> Document:
+        doc_id = str(id)
+        if not (
+            TYPE_NAME.fullmatch(type)
+            and _ID.fullmatch(doc_id)
+            and _ANY_CHECK_CODE.fullmatch(check_code)
+        ):
+            raise BadInput("type is a type name, id a document id, checkCode letters or digits")
+        found = (await context(info).hub.types.refresh()).latest(type)
+        tokens = found.check_code if found is not None else None
+        return await by_printed_codes(info, type, doc_id, check_code, tokens)
+
+    @strawberry.field(description="Every registered version of every document type (public)")
+    async def document_types(self, info: Info) -> list[DocumentType]:
+        registry = await context(info).hub.types.refresh()
+        return [DocumentType.of(t) for t in registry.all()]
 
     @strawberry.field
     async def inclusion_proof(
@@ -297,6 +341,8 @@ class Query(ClaimQueries):
     ) -> list[AccessEvent]:
         ctx = context(info)
         where = await _access_where(info, document_id)
+        if where is None:
+            return []
         return [
             AccessEvent.of(r)
             for r in await access_events(ctx.hub.db, **where, limit=MAX_ACCESS_EVENTS)
@@ -316,7 +362,11 @@ class Query(ClaimQueries):
             raise BadInput(f"first: must be between 1 and {MAX_PAGE}")
         ctx = context(info)
         where = await _access_where(info, document_id)
-        records = await access_events(ctx.hub.db, **where, limit=first + 1, after=_after(after))
+        records = (
+            []
+            if where is None
+            else await access_events(ctx.hub.db, **where, limit=first + 1, after=_after(after))
+        )
         edges = [
             AccessEventEdge(cursor=_cursor(r.leaf_index), node=AccessEvent.of(r))
             for r in records[:first]
@@ -325,7 +375,7 @@ class Query(ClaimQueries):
         return AccessEventConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=len(records) > first, end_cursor=end),
-            counter=lambda: count_access_events(ctx.hub.db, **where),
+            counter=lambda: _count_access_events(ctx, where),
         )
 
     @strawberry.field(description="Grants: an agency sees its own; admin and auditor all")

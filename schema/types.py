@@ -22,6 +22,7 @@ from hub.access.views import (
     project,
 )
 from hub.access.visibility import Access
+from hub.documents.types import DocumentType as TypeDefinition
 from hub.errors import BadInput
 from hub.institutions import InstitutionRecord
 from hub.ledger.receipt import Receipt, format_receipt
@@ -74,6 +75,9 @@ class View(Enum):
     FULL = strawberry.enum_value(FULL, description=_FULL)
     FINANCIAL = strawberry.enum_value(FINANCIAL, description=_FINANCIAL)
     SUMMARY = strawberry.enum_value(SUMMARY, description=_SUMMARY)
+
+
+_VIEWS = {FULL: View.FULL, FINANCIAL: View.FINANCIAL, SUMMARY: View.SUMMARY}
 
 
 @strawberry.enum
@@ -168,6 +172,7 @@ class Institution:
     name: str
     kind: str
     signatures_required: bool
+    record: strawberry.Private[InstitutionRecord]
 
     @classmethod
     def of(cls, r: InstitutionRecord) -> "Institution":
@@ -176,6 +181,60 @@ class Institution:
             name=r.name,
             kind=r.kind,
             signatures_required=r.signatures_required,
+            record=r,
+        )
+
+    @strawberry.field(
+        description="The medical-invoice bill codes that belong to it (admins only; null"
+        " for anyone else)"
+    )
+    def bill_codes(self, info: Info) -> list[str] | None:
+        principal = context(info).principal
+        if principal is None or principal.role != "admin":
+            return None
+        return list(self.record.bill_codes)
+
+
+@strawberry.type
+class TypeView:
+    name: str
+    fields: list[str] = strawberry.field(description="JSON Pointers of the fields it shows")
+
+
+@strawberry.type(description="A registered version of a document type (public)")
+class DocumentType:
+    name: str
+    version: int
+    title: JSON = strawberry.field(description="By language: {en, zh}")
+    issuer_kinds: list[str]
+    views: list[TypeView] = strawberry.field(description="Every view but full, which always exists")
+    digest: str = strawberry.field(description="SHA-256 of the definition's JCS, standard base64")
+    leaf_index: int | None = strawberry.field(
+        description="Its `type` leaf; null for a definition shipped with the hub and not"
+        " registered in this log yet"
+    )
+    definition: JSON
+
+    @classmethod
+    def of(cls, t: TypeDefinition) -> "DocumentType":
+        return cls(
+            name=t.name,
+            version=t.version,
+            title=cast(JSON, t.title),
+            issuer_kinds=list(t.issuer_kinds),
+            views=[
+                TypeView(
+                    name=name,
+                    fields=[
+                        "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in tokens)
+                        for tokens in pointers
+                    ],
+                )
+                for name, pointers in t.views.items()
+            ],
+            digest=b64(t.digest),
+            leaf_index=t.leaf_index,
+            definition=cast(JSON, t.definition),
         )
 
 
@@ -191,8 +250,14 @@ class Document(DocumentClaims):
     digest: str
     leaf_index: int
     issued_at: str
-    view: View = strawberry.field(
-        description="How much of the body the caller sees; View lists each view's fields"
+    type_version: int = strawberry.field(
+        description="The version of its type this document was validated under"
+    )
+    view_name: str = strawberry.field(
+        description="The view of the body the caller sees: full, or a view of its type"
+    )
+    view: View | None = strawberry.field(
+        description="view_name as the View enum where it is one of those; null otherwise"
     )
     row: strawberry.Private[DocRow]
     access: strawberry.Private[Access]
@@ -211,7 +276,9 @@ class Document(DocumentClaims):
             digest=b64(d.digest),
             leaf_index=d.leaf_index,
             issued_at=d.issued_at,
-            view=View(access.view),
+            type_version=d.type_version,
+            view_name=access.view,
+            view=_VIEWS.get(access.view),
             row=row,
             access=access,
             by_codes=by_codes,
@@ -227,16 +294,30 @@ class Document(DocumentClaims):
         if body is None:
             return None
         purpose = self.access.purpose
-        if purpose is not None and (self.row.pk, purpose) not in context(info).reads_on_ledger:
-            return self._read_under_grant(info, body, purpose)
-        return project(body, self.access.view)
-
-    async def _read_under_grant(self, info: Info, body: dict[str, Any], purpose: str) -> JSON:
-        # A read under a grant: on the ledger before the body leaves the hub.
         ctx = context(info)
-        ctx.rows[self.row.pk] = self.row
-        await ctx.access.load((self.row.pk, purpose))
-        return cast(JSON, project(body, self.access.view))
+        view = self.access.view
+        doc_type = None
+        if view != FULL:
+            doc_type = ctx.hub.types.latest(self.type)
+            if doc_type is None or view not in doc_type.views:
+                return self._read_under_grant(info, body, purpose)
+        if purpose is not None and (self.row.pk, purpose) not in ctx.reads_on_ledger:
+            return self._read_under_grant(info, body, purpose)
+        return project(body, view, doc_type)
+
+    async def _read_under_grant(
+        self, info: Info, body: dict[str, Any], purpose: str | None
+    ) -> JSON:
+        # A read under a grant: on the ledger before the body leaves the hub. A view this
+        # process does not know yet is in a type version registered elsewhere: read it.
+        ctx = context(info)
+        doc_type = None
+        if self.access.view != FULL:
+            doc_type = (await ctx.hub.types.refresh()).latest(self.type)
+        if purpose is not None and (self.row.pk, purpose) not in ctx.reads_on_ledger:
+            ctx.rows[self.row.pk] = self.row
+            await ctx.access.load((self.row.pk, purpose))
+        return cast(JSON, project(body, self.access.view, doc_type))
 
     @strawberry.field(description="The commitment salt, standard base64; full view only")
     def salt(self) -> str | None:
@@ -392,7 +473,10 @@ class Grant:
     agency: str
     type: str
     issuers: list[str]
-    view: View
+    view: View | None = strawberry.field(
+        description="view_name as the View enum where it is one of those; null otherwise"
+    )
+    view_name: str
     purpose: str
     valid_from: str
     valid_until: str | None
@@ -408,7 +492,8 @@ class Grant:
             agency=g.agency,
             type=g.type,
             issuers=list(g.issuers),
-            view=View(g.view),
+            view=_VIEWS.get(g.view),
+            view_name=g.view,
             purpose=g.purpose,
             valid_from=g.valid_from,
             valid_until=g.valid_until,

@@ -4,29 +4,17 @@ Each function is one query whatever the number of rows, so a page costs a consta
 number of queries.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from hub.access.reads import fetch
 from hub.access.visibility import Scope
 from hub.db import Database
-from hub.documents.service import StoredDocument
+from hub.documents.store import SELECT, DocRow, fetch, row_of, with_id
 
-_SELECT = (
-    "SELECT id, issuer, type, doc_id, version, status, subject, body, salt, digest,"
-    " issued_at, leaf_index, erased_at FROM documents"
-)
+__all__ = ["STATUSES", "DocRow", "DocumentFilter", "count", "page", "with_id"]
+
 STATUSES = ("issued", "reversed", "erased")
-
-
-@dataclass(frozen=True)
-class DocRow:
-    """A stored document version and its row key (access events refer to it)."""
-
-    pk: int
-    doc: StoredDocument
 
 
 @dataclass(frozen=True)
@@ -65,27 +53,6 @@ class DocumentFilter:
         return parts, params
 
 
-def _row(r: Sequence[Any]) -> DocRow:
-    pk, issuer, typ, doc_id, version, status, subject, body, salt, digest, at, index, erased = r
-    return DocRow(
-        int(pk),
-        StoredDocument(
-            issuer=issuer,
-            type=typ,
-            id=doc_id,
-            version=int(version),
-            status="erased" if erased is not None else status,
-            subject=subject,
-            body_text=body,
-            salt=bytes(salt) if salt is not None else None,
-            digest=bytes(digest),
-            issued_at=at,
-            leaf_index=int(index),
-            erased=erased is not None,
-        ),
-    )
-
-
 def _where(
     scope: Scope, flt: DocumentFilter, in_leaf_order: bool = False
 ) -> tuple[str, list[Any]] | None:
@@ -108,9 +75,9 @@ async def page(
     if after is not None:
         clause, params = f"{clause} AND leaf_index > ?", [*params, after]
     rows = await fetch(
-        db, f"{_SELECT} WHERE {clause} ORDER BY leaf_index LIMIT ?", [*params, first + 1]
+        db, f"{SELECT} WHERE {clause} ORDER BY leaf_index LIMIT ?", [*params, first + 1]
     )
-    return [_row(r) for r in rows[:first]], len(rows) > first
+    return [row_of(r) for r in rows[:first]], len(rows) > first
 
 
 async def count(db: Database, scope: Scope, flt: DocumentFilter) -> int:
@@ -119,22 +86,3 @@ async def count(db: Database, scope: Scope, flt: DocumentFilter) -> int:
         return 0
     rows = await db.sql.fetch(f"SELECT COUNT(*) FROM documents WHERE {where[0]}", where[1])
     return int(rows[0][0])
-
-
-# The stored document types, one index seek each (a loose index scan): with them a lookup
-# by id alone can use the (type, doc_id) index instead of scanning the whole table.
-_TYPES = (
-    "WITH RECURSIVE t(type) AS (SELECT MIN(type) FROM documents UNION ALL"
-    " SELECT (SELECT MIN(type) FROM documents WHERE type > t.type) FROM t"
-    " WHERE t.type IS NOT NULL) SELECT type FROM t WHERE type IS NOT NULL"
-)
-
-
-async def with_id(db: Database, doc_id: str, doc_type: str | None = None) -> list[DocRow]:
-    """Every version of every document called ``doc_id`` (any issuer), oldest first."""
-    if doc_type is None:
-        query, params = f"{_SELECT} WHERE type IN ({_TYPES}) AND doc_id = ?", [doc_id]
-    else:
-        query, params = f"{_SELECT} WHERE type = ? AND doc_id = ?", [doc_type, doc_id]
-    rows = await fetch(db, f"{query} ORDER BY issuer, type, version", params)
-    return [_row(r) for r in rows]

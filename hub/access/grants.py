@@ -7,16 +7,16 @@ governance of the data is in the ledger next to the data.
 """
 
 import json
-import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from hub.access.views import VIEWS
 from hub.db import Database, Sql
 from hub.documents.canonical import grant_leaf_data, is_date, is_timestamp
+from hub.documents.registry import registry_for
+from hub.documents.types import TYPE_NAME
 from hub.errors import BadInput, Conflict, NotFound
 from hub.ledger.sequencer import Staged
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from hub.services import Hub
 
 ALL_ISSUERS = "*"
-_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _COLUMNS = (
     "id, agency, type, issuers, view, purpose, valid_from, valid_until, revoked_at, leaf_index,"
     " claims"
@@ -183,21 +182,29 @@ async def create_grant(
 ) -> Grant:
     """Validate, store and anchor a new grant; BadInput names the first bad argument."""
     now = now or datetime.now(UTC)
-    if await _institution_kind(hub.db, agency) != "agency":
+    kind = await _institution_kind(hub.db, agency)
+    if kind is None or kind == "hospital":
         raise BadInput(f"agency: {agency} is not a registered agency")
-    if not isinstance(type, str) or not _TYPE.fullmatch(type):
+    if not isinstance(type, str) or not TYPE_NAME.fullmatch(type):
         raise BadInput("type: must be a document type name such as medical_invoice")
+    doc_type = (await registry_for(hub.db).refresh()).latest(type)
+    if doc_type is None:
+        raise BadInput(f"type: no document type {type} is registered")
     listed = [i.strip() for i in issuers if i.strip()]
     if not listed:
-        raise BadInput("issuers: name at least one hospital, or '*' for all")
+        raise BadInput("issuers: name at least one issuer, or '*' for all")
     if ALL_ISSUERS in listed and len(listed) > 1:
         raise BadInput("issuers: '*' stands alone")
     if ALL_ISSUERS not in listed:
         for issuer in listed:
-            if await _institution_kind(hub.db, issuer) != "hospital":
-                raise BadInput(f"issuers: {issuer} is not a registered hospital")
-    if view not in VIEWS:
-        raise BadInput(f"view: must be one of {', '.join(VIEWS)}")
+            if await _institution_kind(hub.db, issuer) not in doc_type.issuer_kinds:
+                if doc_type.issuer_kinds == ("hospital",):
+                    raise BadInput(f"issuers: {issuer} is not a registered hospital")
+                raise BadInput(
+                    f"issuers: {issuer} is not a registered institution that issues {type}"
+                )
+    if view not in doc_type.view_names:
+        raise BadInput(f"view: must be one of {', '.join(doc_type.view_names)} (views of {type})")
     if not purpose or not purpose.strip() or len(purpose) > 200:
         raise BadInput("purpose: required, at most 200 characters")
     if until is not None:

@@ -1,29 +1,33 @@
 """Views: how much of a document body a reader sees.
 
-A view is chosen by the reader's role (DESIGN.md, "Principals and access"): the issuing
-hospital and the patient the invoice is about see ``full``; an agency sees what its
-best active grant for the document allows. Exactly these fields are shown:
+A view is chosen by the reader's role (DESIGN.md, "Principals and access"): the issuer
+and the document's subject see ``full`` (the whole body and the salt); an agency sees the
+view its best active grant for the document names. Every other view is a named list of
+JSON Pointers in the document's type (its definition's ``views``): exactly those fields
+are shown, nested as in the body, with no salt. For the medical invoice:
 
-- ``full``: the whole body, and the salt (so the reader can prove the commitment).
 - ``financial``: ``billCode``, ``billNumber``, ``issuedAt``, ``issuerName``, ``status``,
-  ``currency`` and all of ``totals`` (``total``, ``insuranceFund``, ``otherPayments``,
-  ``personalAccount``, ``personalCash``, ``selfPay``). No ``items``, no ``visit``, no
-  ``payer``, no ``patientRef``, no ``checkCode``; no salt.
-- ``summary``: ``status``, ``issuedAt`` and ``totals.total`` only (the document's id,
-  issuer, type and version are metadata and shown in every view); no salt.
+  ``currency`` and all of ``totals``. No ``items``, no ``visit``, no ``payer``, no
+  ``patientRef``, no ``checkCode``.
+- ``summary``: ``status``, ``issuedAt`` and ``totals.total`` only.
 
-Fields absent from the body stay absent. Document types other than medical invoices
-have no financial or summary projection, so those views show only ``status`` and
-``issuedAt`` when the body has them.
+The document's id, issuer, type and version are metadata, shown in every view. Fields
+absent from the body stay absent; a view the type does not have shows nothing.
 """
 
 from collections.abc import Mapping
 from typing import Any, Final
 
+from hub.documents.pointers import project as project_pointers
+from hub.documents.registry import shipped_types
+from hub.documents.types import DocumentType
+
 FULL, FINANCIAL, SUMMARY = "full", "financial", "summary"
+# The views the GraphQL `View` enum names (the invoice's); types may name others.
 VIEWS: Final = (FULL, FINANCIAL, SUMMARY)
 # Higher is more: with several matching grants the reader gets the widest view.
 _RANK: Final = {SUMMARY: 1, FINANCIAL: 2, FULL: 3}
+_OTHER_RANK: Final = 2
 
 FINANCIAL_FIELDS: Final = (
     "billCode",
@@ -39,28 +43,24 @@ SUMMARY_TOTALS: Final = ("total",)
 
 
 def wider(a: str | None, b: str | None) -> str | None:
-    """The wider of two views (None = nothing visible)."""
+    """The wider of two views (None = nothing visible); of two named views, the first."""
     if a is None:
         return b
     if b is None:
         return a
-    return a if _RANK[a] >= _RANK[b] else b
+    return a if _RANK.get(a, _OTHER_RANK) >= _RANK.get(b, _OTHER_RANK) else b
 
 
-def project(body: Mapping[str, Any], view: str) -> dict[str, Any]:
-    """The part of ``body`` that ``view`` shows; a new dict, never the stored one."""
+def project(
+    body: Mapping[str, Any], view: str, doc_type: DocumentType | None = None
+) -> dict[str, Any]:
+    """The part of ``body`` that ``view`` of ``doc_type`` (by default the medical
+    invoice) shows; a new dict, never the stored one."""
     if view == FULL:
         return dict(body)
-    if view == FINANCIAL:
-        return {k: _copy(body[k]) for k in FINANCIAL_FIELDS if k in body}
-    if view == SUMMARY:
-        out = {k: body[k] for k in SUMMARY_FIELDS if k in body}
-        totals = body.get("totals")
-        if isinstance(totals, Mapping):
-            out["totals"] = {k: totals[k] for k in SUMMARY_TOTALS if k in totals}
-        return out
-    raise ValueError(f"unknown view {view!r}")
-
-
-def _copy(value: Any) -> Any:
-    return dict(value) if isinstance(value, Mapping) else value
+    if doc_type is None:
+        doc_type = shipped_types()[0]
+    pointers = doc_type.views.get(view)
+    if pointers is None:
+        return {}
+    return project_pointers(body, pointers)

@@ -5,11 +5,14 @@ view of the matching rules. The same rules filter in SQL (lists, counts) and in 
 (single documents), so a list and a lookup can never disagree.
 
 - hospital: every document it issued, ``full``.
-- patient: the documents whose subject (``patientRef``) is the token's ``sub``, ``full``;
-  a patient token that carries ``inst`` is limited to that issuer, because patient
-  references are only unique within one hospital.
+- patient: the documents whose subject (the type's ``subject`` field, an invoice's
+  ``patientRef``) is the token's ``sub``, ``full``. A subject means something only to
+  whoever assigned it, so a patient token carries ``inst`` and reads only that issuer's
+  documents; without ``inst`` it reads only types whose subject is national
+  (``"subjectScope": "national"``), from every issuer.
 - agency: for each active grant, documents of the grant's type from its issuers, in the
-  grant's view.
+  grant's view; and, when its kind issues a type (a bureau's receipts, settlements),
+  every document it issued itself, ``full``.
 - witness, auditor, admin: no documents (the auditor reads the access log instead).
 """
 
@@ -29,9 +32,12 @@ class Rule:
     issuers: tuple[str, ...] | None = None  # None: any issuer
     subject: str | None = None
     purpose: str | None = None
+    types: tuple[str, ...] | None = None  # None: any type
 
     def matches(self, issuer: str, doc_type: str, subject: str | None) -> bool:
         if self.type is not None and doc_type != self.type:
+            return False
+        if self.types is not None and doc_type not in self.types:
             return False
         if self.issuers is not None and issuer not in self.issuers:
             return False
@@ -46,6 +52,9 @@ class Rule:
         if self.type is not None:
             parts.append(f"({prefix}type{hide}) = ?")
             params.append(self.type)
+        if self.types is not None:
+            parts.append(f"({prefix}type{hide}) IN ({','.join('?' * len(self.types))})")
+            params.extend(self.types)
         if self.issuers is not None:
             parts.append(f"({prefix}issuer{hide}) IN ({','.join('?' * len(self.issuers))})")
             params.extend(self.issuers)
@@ -91,18 +100,30 @@ class Scope:
 NOTHING = Scope(())
 
 
-def scope_for(principal: Principal | None, grants: Sequence[Grant] = ()) -> Scope:
-    """The documents ``principal`` may read; ``grants`` are the agency's active grants."""
+def scope_for(
+    principal: Principal | None,
+    grants: Sequence[Grant] = (),
+    national: Sequence[str] = (),
+    issuer: bool = False,
+) -> Scope:
+    """The documents ``principal`` may read; ``grants`` are the agency's active grants,
+    ``national`` the types whose subject is a national identifier, ``issuer`` whether
+    the agency's kind issues a type."""
     if principal is None:
         return NOTHING
     if principal.role == "hospital":
         return Scope((Rule(FULL, issuers=(str(principal.inst),)),))
     if principal.role == "patient":
-        issuers = (principal.inst,) if principal.inst else None
-        return Scope((Rule(FULL, issuers=issuers, subject=principal.sub),))
+        if principal.inst:
+            return Scope((Rule(FULL, issuers=(principal.inst,), subject=principal.sub),))
+        if not national:
+            return NOTHING
+        return Scope((Rule(FULL, subject=principal.sub, types=tuple(sorted(national))),))
     if principal.role == "agency":
+        own = (Rule(FULL, issuers=(principal.inst,)),) if issuer and principal.inst else ()
         return Scope(
-            tuple(
+            own
+            + tuple(
                 Rule(
                     g.view,
                     type=g.type,

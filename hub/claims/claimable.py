@@ -1,8 +1,8 @@
 """How much of a document may be claimed, and money as claims write it.
 
-The one place the claimable amount is decided: the document-type registry will say it per
-type (a `claimable` JSON Pointer, or a rule set's computation); until then the medical
-invoice's rule is here and every other type is not claimable.
+Claims ask here what a document's claimable amount is; its type definition decides it (a
+`claimable` JSON Pointer, or its rule set: the medical invoice's is what the patient paid,
+personalAccount + personalCash).
 """
 
 import re
@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from hub.documents.invoice import INVOICE_TYPE
+from hub.db import Database
+from hub.documents import types
+from hub.documents.registry import registry_for
 
 CENT = Decimal("0.01")
 # Decimal strings as bodies write money: at most 2 places, no sign, no exponent.
@@ -29,17 +31,17 @@ def money_text(value: Decimal) -> str:
     return f"{value.quantize(CENT):f}"
 
 
-def claimable_amount(document_type: str, body: Mapping[str, Any]) -> Decimal | None:
-    """The whole amount that claims on this document may add up to; None if the type is
-    not claimable (or the body does not say)."""
-    if document_type == INVOICE_TYPE:
-        # What the patient paid: the insurance fund's share was never theirs to claim.
-        totals = body.get("totals")
-        if not isinstance(totals, Mapping):
-            return None
-        account = parse_money(totals.get("personalAccount"))
-        cash = parse_money(totals.get("personalCash"))
-        if account is None or cash is None:
-            return None
-        return account + cash
-    return None
+async def claimable_amount(
+    db: Database, document_type: str, type_version: int, body: Mapping[str, Any]
+) -> Decimal | None:
+    """The whole amount that claims on this document may add up to, as the type version it
+    was validated under says (hub.documents.types.claimable_amount); None if that type is
+    not claimable or the body does not say."""
+    registry = registry_for(db)
+    definition = registry.version(document_type, type_version)
+    if definition is None:  # registered by another process since this one last looked
+        definition = (await registry.refresh()).version(document_type, type_version)
+    if definition is None:
+        return None
+    amount = types.claimable_amount(definition, body)
+    return None if amount is None or amount < 0 else amount.quantize(CENT)

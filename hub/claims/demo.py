@@ -32,7 +32,7 @@ async def seed_claims(
         with_pk = await hub.db.sql.fetch(
             "SELECT id FROM documents WHERE leaf_index = ?", [versions[-1].leaf_index]
         )
-        whole = claimable_amount(INVOICE_TYPE, body)
+        whole = await claimable_amount(hub.db, INVOICE_TYPE, versions[-1].type_version, body)
         if whole is None or whole <= 0:
             continue
         target = Target(

@@ -59,7 +59,7 @@ async def find_target(
         raise nothing_left(f"version {d.version} of this document was erased")
     if d.status == "reversed":
         raise nothing_left(f"version {d.version} of this document is a reversal (冲红)")
-    claimable = claimable_amount(d.type, d.body)
+    claimable = await claimable_amount(db, d.type, d.type_version, d.body)
     if claimable is None:
         raise BadInput(f"documents of type {d.type} have no claimable amount")
     return Target(row.pk, d.issuer, d.type, d.id, d.version, claimable)

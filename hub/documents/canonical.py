@@ -3,8 +3,9 @@
 Bodies are canonicalised with RFC 8785 (JCS). A body commits as
 ``digest = SHA-256(salt || JCS(body))`` with a fresh 32-byte salt per version.
 Leaf data is the JCS of a small object per leaf kind (``document``, ``access``,
-``grant``); it holds identifiers, digests and times, never personal data, because
-leaves are served on the public log endpoints.
+``grant``, ``type``), built here and only here, for the writers and the audit alike; it
+holds identifiers, digests and times, never personal data, because leaves are served on
+the public log endpoints.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from hub.documents.errors import BadDocument, child_path, index_path
 __all__ = [
     "DIGEST_BYTES",
     "GRANT_ACTIONS",
-    "GRANT_VIEWS",
     "LEAF_VERSION",
     "MAX_DEPTH",
     "MAX_NAME_CHARS",
@@ -38,6 +38,7 @@ __all__ = [
     "is_date",
     "is_timestamp",
     "new_salts",
+    "type_leaf_data",
 ]
 
 LEAF_VERSION = 1
@@ -47,7 +48,8 @@ DIGEST_BYTES = 32
 MAX_DEPTH = 64
 # Identifiers, purposes and other names carried in leaf data.
 MAX_NAME_CHARS = 200
-GRANT_VIEWS = ("full", "financial", "summary")
+# A view name as a grant stores it (any view of the grant's type; see hub.documents.types).
+_VIEW_NAME = re.compile(r"[a-z][a-z0-9_]{0,15}")
 GRANT_ACTIONS = ("create", "revoke")
 
 # JSON numbers are IEEE doubles; JCS (RFC 8785 3.2.2.3) only promises integers in this range.
@@ -260,8 +262,8 @@ def grant_leaf_data(
     """
     if isinstance(issuers, str) or not isinstance(issuers, Sequence) or not issuers:
         raise BadDocument("issuers", "must be a non-empty list of institution ids or ['*']")
-    if view not in GRANT_VIEWS:
-        raise BadDocument("view", f"must be one of {', '.join(GRANT_VIEWS)}")
+    if not isinstance(view, str) or not _VIEW_NAME.fullmatch(view):
+        raise BadDocument("view", "must be a view name such as full, financial or summary")
     if action not in GRANT_ACTIONS:
         raise BadDocument("action", f"must be one of {', '.join(GRANT_ACTIONS)}")
     fields: dict[str, Any] = {
@@ -281,6 +283,20 @@ def grant_leaf_data(
     if claims:
         fields["claims"] = True
     return _leaf(fields)
+
+
+def type_leaf_data(*, name: str, version: int, digest: bytes) -> bytes:
+    """Leaf data recording that version ``version`` of type ``name`` was registered;
+    ``digest`` is SHA-256 of the definition's JCS bytes (GET /types/<name>/<version>)."""
+    return _leaf(
+        {
+            "v": LEAF_VERSION,
+            "kind": "type",
+            "name": _name(name, "name"),
+            "version": _version(version, "version"),
+            "digest": _digest(digest, "digest"),
+        }
+    )
 
 
 def _leaf(fields: dict[str, Any]) -> bytes:

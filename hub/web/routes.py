@@ -35,6 +35,7 @@ ASSETS = {
     "i18n.js": "text/javascript; charset=utf-8",
     "witnesses.js": "text/javascript; charset=utf-8",
     "claims.js": "text/javascript; charset=utf-8",
+    "fields.js": "text/javascript; charset=utf-8",
     "verify.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }

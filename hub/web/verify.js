@@ -18,6 +18,7 @@ import {
 } from "./proof.js";
 import { renderClaims } from "./claims.js";
 import { showWitnesses } from "./witnesses.js";
+import { CHECK_RE, ID_RE, LOOKUP, TYPE_RE, fields, title } from "./fields.js";
 
 const STEPS = ["digest", "leaf", "inclusion", "signature", "consistency"];
 const CODES = { code: /^[0-9]{8}$/, number: /^[0-9]{10}$/, check: /^[0-9A-Za-z]{6}$/ };
@@ -454,10 +455,25 @@ function render() {
   if (current?.status) $("status").textContent = t(current.status);
   if (!current?.doc) return;
   renderVerdict();
-  renderInvoice();
+  if (current.definition) renderFields();
+  else renderInvoice();
   renderAccess();
   renderClaims($("claims"), current.doc.claims ?? null, lang);
   renderDownloads();
+}
+
+function renderFields() {
+  const { doc, definition } = current;
+  const box = $("invoice");
+  box.hidden = false;
+  const facts = el("dl", { class: "facts" });
+  for (const [name, value] of doc.body ? fields(definition, doc.body, lang) : []) {
+    facts.append(el("dt", { text: name }), el("dd", { text: value }));
+  }
+  facts.append(...row("inv.status", t(`status.${doc.status.toLowerCase()}`)), ...row("inv.version", String(doc.version)));
+  const parts = [el("h2", { text: title(definition, lang) }), facts];
+  if (!doc.body) parts.push(el("p", { class: "erased", text: t("erased") }));
+  box.replaceChildren(...parts);
 }
 
 function reset(status) {
@@ -478,7 +494,9 @@ async function lookup(codes) {
   let latest;
   try {
     [payload, vkey, latest] = await Promise.all([
-      graphql(QUERY, { c: codes.code, n: codes.number, k: codes.check }),
+      codes.type
+        ? graphql(LOOKUP, { t: codes.type, id: codes.id, k: codes.check })
+        : graphql(QUERY, { c: codes.code, n: codes.number, k: codes.check }),
       text("/log/key"),
       text("/log/checkpoint"),
     ]);
@@ -486,7 +504,16 @@ async function lookup(codes) {
     reset("status.error");
     return;
   }
-  const doc = payload.data?.invoice;
+  const doc = codes.type ? payload.data?.lookup : payload.data?.invoice;
+  let definition = null;
+  if (doc && codes.type) {
+    try {
+      definition = JSON.parse(await text(`/types/${doc.type}/${doc.typeVersion}`));
+    } catch {
+      reset("status.error");
+      return;
+    }
+  }
   if (!doc) {
     const code = payload.errors?.[0]?.extensions?.code;
     reset(
@@ -507,7 +534,7 @@ async function lookup(codes) {
       consistency: err.consistency ?? null,
     };
   }
-  current = { doc, vkey, result, codes, status: null };
+  current = { doc, vkey, result, codes, definition, status: null };
   $("status").textContent = "";
   $("status").dataset.state = "done";
   render();
@@ -516,10 +543,17 @@ async function lookup(codes) {
 }
 
 function readCodes(params) {
+  if (params.get("type")) {
+    // Any type with a check code: /verify?type=fiscal_receipt&id=...&check=...
+    return { type: params.get("type"), id: params.get("id") ?? "", check: params.get("check") ?? "" };
+  }
   return { code: params.get("code") ?? "", number: params.get("number") ?? "", check: params.get("check") ?? "" };
 }
 
 function valid(codes) {
+  if (codes.type !== undefined) {
+    return TYPE_RE.test(codes.type) && ID_RE.test(codes.id) && CHECK_RE.test(codes.check);
+  }
   return Object.entries(CODES).every(([k, re]) => re.test(codes[k]));
 }
 
@@ -527,7 +561,7 @@ function start() {
   const print = document.body.dataset.mode === "print";
   const form = $("lookup");
   const codes = readCodes(new URLSearchParams(location.search));
-  for (const [k, v] of Object.entries(codes)) form.elements[k].value = v;
+  for (const [k, v] of Object.entries(codes)) if (form.elements[k]) form.elements[k].value = v;
   $("lang").addEventListener("click", () => {
     lang = lang === "zh" ? "en" : "zh";
     localStorage.setItem(LANG_KEY, lang);
@@ -549,7 +583,7 @@ function start() {
   });
   if (print) {
     $("print-button").addEventListener("click", () => window.print());
-    if (valid(codes)) {
+    if (valid(codes) && codes.type === undefined) {
       const query = new URLSearchParams(codes);
       $("qr-img").src = `/verify/qr.svg?${query}`;
       $("qr").hidden = false;

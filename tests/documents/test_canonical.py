@@ -308,7 +308,7 @@ _GRANT = {
         ({"issuers": []}, "issuers"),
         ({"issuers": "*"}, "issuers"),
         ({"issuers": ["h", ""]}, "issuers[1]"),
-        ({"view": "everything"}, "view"),
+        ({"view": "Every view!"}, "view"),
         ({"action": "update"}, "action"),
         ({"valid_from": "soon"}, "validFrom"),
         ({"valid_until": "2026-13-01"}, "validUntil"),

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hub.audit import verify_ledger
 from hub.documents.canonical import body_digest, canonical_json
 from hub.documents.demo_data import demo_invoices
 from hub.documents.service import (
@@ -23,7 +24,6 @@ from hub.documents.service import (
 )
 from hub.errors import NotFound
 from hub.institutions import add_institution, add_issuer_key
-from hub.ledger.audit import verify_ledger
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.storage import SignedHead, read_head
 from hub.ledger.tree import leaf_hash, verify_inclusion

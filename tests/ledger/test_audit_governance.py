@@ -5,12 +5,12 @@ import pytest
 from hub.access.access_log import record_reads
 from hub.access.documents import with_id
 from hub.access.grants import create_grant, revoke_grant
+from hub.audit import verify_ledger
 from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
 from hub.documents.service import DocumentInput
 from hub.errors import LedgerCorrupt
 from hub.institutions import add_institution
-from hub.ledger.audit import verify_ledger
 from hub.services import Hub
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hub.audit import verify_ledger
 from hub.db import Database, migrate
 from hub.errors import IntegratorGone
 from hub.keys import create_log_key, load_log_signer
-from hub.ledger.audit import verify_ledger
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import read_head, read_leaf_data

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from hub.audit import verify_ledger
 from hub.db import Database
 from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
 from hub.documents.service import CREATED, DocumentInput, DocumentService
 from hub.errors import LedgerCorrupt
 from hub.institutions import add_institution
 from hub.keys import create_log_key, load_log_signer
-from hub.ledger.audit import verify_ledger
 from hub.ledger.note import Verifier
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import BUNDLE_SIZE

@@ -100,6 +100,8 @@ async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
         ]:
             await add_institution(hub.db, inst, inst.upper(), kind)
         bodies = demo_invoices(8, seed=3)
+        # Bill codes belong to one hospital: the second issues under codes of its own.
+        bodies[5:] = [{**b, "billCode": "47" + b["billCode"][2:]} for b in bodies[5:]]
         docs: dict[str, list[dict[str, Any]]] = {}
         for hosp, part in [(HOSP_A, bodies[:5]), (HOSP_B, bodies[5:])]:
             inputs = [

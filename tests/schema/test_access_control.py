@@ -44,7 +44,7 @@ def _tokens(w: World) -> dict[str, str | None]:
         "anon": None,
         "hospital": w.token("hospital", "his", HOSP_A),
         "agency": w.token("agency", "clerk", AGENCY_FIN),
-        "patient": w.token("patient", patient),
+        "patient": w.token("patient", patient, HOSP_A),
         "witness": w.token("witness", "w1"),
         "auditor": w.token("auditor", "a1"),
         "admin": w.token("admin", "root"),
@@ -195,7 +195,7 @@ async def test_invisible_documents_answer_like_missing_ones(world: World) -> Non
     for token in [
         world.token("agency", "clerk", AGENCY_NONE),  # no grant at all
         world.token("hospital", "his", HOSP_B),  # another hospital's invoice
-        world.token("patient", other_patient),  # someone else's invoice
+        world.token("patient", other_patient, HOSP_B),  # someone else's invoice
     ]:
         await _same(world, DOC_QUERY, hidden, missing, token)
         await _same(world, proof, hidden, missing, token)
@@ -244,7 +244,7 @@ async def test_views_show_exactly_their_fields_and_reads_are_logged(world: World
     # The hospital's own read is not an agency access.
     await world.gql(DOC_QUERY, variables, world.token("hospital", "his", HOSP_A))
 
-    patient = world.token("patient", doc0["patientRef"])
+    patient = world.token("patient", doc0["patientRef"], HOSP_A)
     log = await world.gql(
         "query($id: ID!) { accessLog(documentId: $id) { agency documentId purpose leafIndex"
         " inclusionProof { receipt } } }",
@@ -268,7 +268,7 @@ async def test_views_show_exactly_their_fields_and_reads_are_logged(world: World
     other = await world.gql(
         "query($id: ID!) { accessLog(documentId: $id) { agency } }",
         variables,
-        world.token("patient", "P-nobody"),
+        world.token("patient", "P-nobody", HOSP_A),
     )
     assert other["data"]["accessLog"] == []
 

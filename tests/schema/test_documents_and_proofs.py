@@ -61,7 +61,7 @@ async def test_submit_results_in_order_covered_by_the_checkpoint(world: World) -
 
 async def test_proofs_verify_against_the_signed_checkpoint(world: World) -> None:
     doc0 = world.docs[HOSP_A][0]
-    token = world.token("patient", doc0["patientRef"])
+    token = world.token("patient", doc0["patientRef"], HOSP_A)
     r = await world.gql(
         "query($id: ID!) { inclusionProof(documentId: $id) { leafIndex treeSize leafHash"
         " leafData hashes receipt checkpoint { note treeSize } } }",

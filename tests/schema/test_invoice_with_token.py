@@ -79,7 +79,7 @@ async def test_owners_and_the_paper_read_everything(world: World) -> None:
     for token in (
         None,
         world.token("hospital", "his", HOSP_B),
-        world.token("patient", body["patientRef"]),
+        world.token("patient", body["patientRef"], HOSP_B),
     ):
         got = (await world.gql(INVOICE, codes(body), token))["data"]["invoice"]
         assert (got["id"], got["view"], got["body"]) == (doc_id(body), "FULL", body)

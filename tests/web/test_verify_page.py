@@ -341,3 +341,33 @@ def test_proof_module_agrees_with_the_golden_vectors_and_jcs(
         tricky,
     )
     assert [s.encode() for s in in_js] == [canonical_json(v) for v in tricky]
+
+
+def test_any_type_with_a_check_code_is_checked_with_its_labels(
+    visit: Visit, live_hub: LiveHub
+) -> None:
+    from hub.demo import DEMO_RECEIPTS
+    from hub.documents.demo_types import demo_receipts
+
+    receipt = demo_receipts(DEMO_RECEIPTS, seed=0)[0]
+    query = {
+        "type": "fiscal_receipt",
+        "id": f"{receipt['billCode']}-{receipt['billNumber']}",
+        "check": receipt["checkCode"],
+    }
+    page = visit.page
+    page.goto(f"{live_hub.url}/verify?" + "&".join(f"{k}={v}" for k, v in query.items()))
+    assert wait_verdict(visit) == {"verdict": "pass", "step": None}
+    shown = page.locator("#invoice").inner_text()
+    assert receipt["payer"]["name"] in shown and receipt["items"][0]["name"] in shown
+    lang = page.evaluate("document.documentElement.lang")
+    assert ("非税收入票据" if lang == "zh-CN" else "Non-tax revenue receipt") in shown
+    assert ("执收单位" if lang == "zh-CN" else "Collecting unit") in shown
+    page.locator("#lang").click()
+    switched = page.locator("#invoice").inner_text()
+    assert ("Collecting unit" if lang == "zh-CN" else "执收单位") in switched
+    page.goto(
+        f"{live_hub.url}/verify?"
+        + "&".join(f"{k}={v}" for k, v in {**query, "check": "ZZZZZZ"}.items())
+    )
+    page.locator("#status[data-state='notfound']").wait_for()
