@@ -226,7 +226,7 @@ async def audit(url: str, settings: Any) -> dict[str, Any]:
     """How many claims are stored, and `hub ledger verify` over the whole ledger."""
     from hub.db import Database
     from hub.keys import load_log_signer
-    from hub.ledger.audit import verify_ledger
+    from hub.audit import verify_ledger
 
     db = Database(url)
     await db.open()

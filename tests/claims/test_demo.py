@@ -5,7 +5,7 @@ from hub.access.grants import list_grants
 from hub.claims.store import claims_on, list_claims
 from hub.demo import CLAIMING, seed_demo
 from hub.documents.invoice import INVOICE_TYPE
-from hub.ledger.audit import verify_ledger
+from hub.audit import verify_ledger
 from hub.services import Hub
 
 
