@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from hub.audit import verify_ledger
 from hub.claims.claimable import money_text
 from hub.claims.leaves import booking_leaf
 from hub.claims.store import list_claims
 from hub.cli import issue_token
 from hub.db import Database
-from hub.audit import verify_ledger
 from hub.ledger.storage import read_leaf_data
 from hub.services import Hub
 from tests.claims.conftest import CLAIM, INSURER_A, INSURER_B, build_world, claimable, doc_id

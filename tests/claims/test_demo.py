@@ -2,10 +2,10 @@
 of them (the printed verify link's) claimed by two agencies."""
 
 from hub.access.grants import list_grants
+from hub.audit import verify_ledger
 from hub.claims.store import claims_on, list_claims
 from hub.demo import CLAIMING, seed_demo
 from hub.documents.invoice import INVOICE_TYPE
-from hub.audit import verify_ledger
 from hub.services import Hub
 
 
