@@ -5,17 +5,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.k8s.test_manifests import (  # noqa: F401  (fixtures)
-    KUBE_VERSIONS,
-    all_containers,
-    final,
-    find,
-    image_user,
-    of_kind,
-    pod_spec,
-    render,
-    stages,
-)
+from tests.k8s.dockerfile import Stage, image_user
+from tests.k8s.render import KUBE_VERSIONS, all_containers, find, of_kind, pod_spec, render
 
 
 def _objs() -> tuple[dict[str, Any], ...]:
@@ -28,7 +19,7 @@ def test_witness_objects_validate_strictly(version: str) -> None:
         kubernetes_validate.validate(obj, version, strict=True)
 
 
-def test_witness_keeps_key_and_state_on_its_own_volume(final: Any) -> None:  # noqa: F811
+def test_witness_keeps_key_and_state_on_its_own_volume(final: Stage) -> None:
     objs = _objs()
     assert {o["metadata"]["namespace"] for o in objs if o["kind"] != "Namespace"} == {
         "ledger-witness"
