@@ -167,6 +167,11 @@ class SqliteIntegrator:
             _send_group(sock, data)
             # No await between sending and queueing for the answer: the order is kept.
             async with self._answers:
+                if sock.fileno() < 0:
+                    # A group before this one found the child gone and closed its socket:
+                    # this group was in the same child's hands. (uvloop would refuse the
+                    # closed socket with ValueError, not the OSError handled below.)
+                    raise ConnectionResetError("the integrator process ended with this group")
                 header = await _receive_async(loop, sock, _HEADER)
                 reply = await _receive_async(loop, sock, int.from_bytes(header, "big"))
         except OSError as exc:

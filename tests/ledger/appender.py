@@ -95,6 +95,20 @@ class KillsItsStager(PortableEntries):
         raise AssertionError("unreachable")
 
 
+class KillsItsStagerOnCue(KillsItsStager):
+    """As KillsItsStager, once a byte arrives on the FIFO `cue`: the test decides when."""
+
+    def __init__(self, entries: list[bytes], cue: Path) -> None:
+        super().__init__(entries)
+        self.cue = cue
+
+    async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
+        if os.getpid() != self.maker:
+            with self.cue.open("rb") as cue:  # blocks until the test opens it, then reads
+                cue.read(1)
+        return await super().stage(sql, first_index, group)
+
+
 class IndexedEntries:
     """Appends `count` entries whose data is derived from the index each one gets."""
 
