@@ -6,6 +6,7 @@ from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite://var/hub.db"
 DEFAULT_ORIGIN = "ledger-hub.local/log"
+INTEGRATORS = ("process", "inline")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,17 @@ class Settings:
     # GraphQL requests per second per principal (per client address without a token),
     # bursts of twice that; 0 turns the limit off (benchmarks, trusted gateways in front).
     rate_limit: float = 100.0
+    # On a SQLite file, where the ledger's integrating transactions run: "process" (a
+    # child process, hub.sqlite_integrator: the serving loop keeps its GIL under load) or
+    # "inline" (the serving process's writer thread: no child to start, for small hubs
+    # and for tests that are not about the child).
+    sqlite_integrator: str = "process"
+
+    def __post_init__(self) -> None:
+        if self.sqlite_integrator not in INTEGRATORS:
+            raise ValueError(
+                f"sqlite_integrator must be 'process' or 'inline', not {self.sqlite_integrator!r}"
+            )
 
     @property
     def prod(self) -> bool:
@@ -58,6 +70,11 @@ class Settings:
             raise ValueError(f"HUB_RATE_LIMIT must be a number, not {rate!r}") from None
         if not rate_limit >= 0 or rate_limit == float("inf"):
             raise ValueError(f"HUB_RATE_LIMIT must be 0 (off) or a positive number, not {rate!r}")
+        integrator = env.get("HUB_SQLITE_INTEGRATOR") or "process"
+        if integrator not in INTEGRATORS:
+            raise ValueError(
+                f"HUB_SQLITE_INTEGRATOR must be 'process' or 'inline', not {integrator!r}"
+            )
         return cls(
             database_url=env.get("HUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
             data_dir=Path(env.get("HUB_DATA_DIR") or "var"),
@@ -69,4 +86,5 @@ class Settings:
             log_key_file=path("HUB_LOG_KEY_FILE"),
             jwt_key_file=path("HUB_JWT_KEY_FILE"),
             rate_limit=rate_limit,
+            sqlite_integrator=integrator,
         )

@@ -35,12 +35,12 @@ class Hub:
         signer = load_log_signer(settings.log_key_path)
         db = Database(settings.database_url)
         await db.open()
-        # Elsewhere (PostgreSQL, an in-memory SQLite, a system without memfd) the
-        # transaction runs as Database.write_transaction puts it.
+        # Elsewhere (PostgreSQL, an in-memory SQLite, a system without memfd, "inline")
+        # the transaction runs as Database.write_transaction puts it.
         path = db.sqlite_file
         integrator = (
             SqliteIntegrator(path, settings.log_key_path, settings.origin)
-            if path is not None and INTEGRATOR_AVAILABLE
+            if path is not None and INTEGRATOR_AVAILABLE and settings.sqlite_integrator == "process"
             else None
         )
         sequencer = Sequencer(db, signer, settings.origin, integrator=integrator)
