@@ -4,7 +4,8 @@ PostgreSQL runs when HUB_TEST_POSTGRES_URL is set (an admin URL; each test creat
 drops its own database) and is required when CI=true.
 
 `database_url` is an empty database (for tests of migrating); `migrated_url` the same one
-with the schema in place: on SQLite a copy of one file migrated once per session.
+with the schema in place, copied from a template migrated once per session (a file on
+SQLite, `CREATE DATABASE ... TEMPLATE` on PostgreSQL).
 Hubs started here integrate inline (Settings.sqlite_integrator): the child process is
 hub.sqlite_integrator's own subject, tested in tests/ledger/test_integrator.py and by every
 test that starts `hub serve`.
@@ -14,14 +15,14 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from hub.config import Settings
-from hub.db import Database, migrate, sqlite_path
+from hub.db import Database, migrate
 from hub.keys import create_log_key
 from hub.services import Hub
 
@@ -63,19 +64,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite://{tmp_path}/hub.db"
-        return
-    name = f"hub_test_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url_for(name)
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated once per session, copied by each test that needs a schema."""
@@ -86,14 +74,54 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    """A PostgreSQL database migrated once per session, the TEMPLATE of each test's."""
+    if not PG_URL:
+        yield None
+        return
+    name = f"hub_template_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(migrate(_pg_url_for(name)))
+        yield name
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
-async def migrated_url(database_url: str, sqlite_template: Path) -> str:
-    """`database_url` with the schema in place."""
-    path = sqlite_path(database_url)
-    if path is None:
-        await migrate(database_url)
+async def database_url(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    sqlite_template: Path,
+    postgres_template: str | None,
+) -> AsyncIterator[str]:
+    """The test's own database: empty, unless the test asks for `migrated_url` too.
+
+    Deciding here, not in `migrated_url`, lets a test take both and get one database.
+    """
+    migrated = "migrated_url" in request.fixturenames
+    if backend == "sqlite":
+        url = f"sqlite://{tmp_path}/hub.db"
+        if migrated:
+            shutil.copyfile(sqlite_template, tmp_path / "hub.db")
+        yield url
+        return
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    if migrated:
+        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
     else:
-        shutil.copyfile(sqlite_template, path)
+        await _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url_for(name)
+    finally:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    """`database_url` with the schema in place: a copy of the session's migrated template."""
     return database_url
 
 
