@@ -63,9 +63,13 @@ async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _with_hub(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    from dataclasses import replace
+
     from hub.services import Hub
 
-    hub = await Hub.start(settings)
+    # A one-shot command has no serving loop to keep the integrator child's GIL away from:
+    # starting one would cost more than the command's few leaves.
+    hub = await Hub.start(replace(settings, sqlite_integrator="inline"))
     try:
         return await work(hub)
     finally:
