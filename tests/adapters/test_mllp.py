@@ -1,3 +1,5 @@
+"""The MLLP listener: ACKs only once stored, refusals, framing, batches, restarts."""
+
 import asyncio
 import os
 import random
