@@ -43,7 +43,7 @@ schema: $(STAMP)
 	$(BIN)/python -m schema.export
 
 migrations: $(STAMP)
-	$(BIN)/tortoise -c hub.db.MIGRATIONS_CONFIG makemigrations
+	$(BIN)/tortoise -c hub.store.db.MIGRATIONS_CONFIG makemigrations
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

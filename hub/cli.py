@@ -26,7 +26,7 @@ def _progress(done: int, total: int) -> None:
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.db import migrate
+    from hub.store.db import migrate
 
     await migrate(settings.database_url)
     print("database is up to date")
@@ -118,9 +118,9 @@ async def cmd_grant_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.db import Database
     from hub.keys import load_log_signer
     from hub.ledger.audit import verify_ledger
+    from hub.store.db import Database
 
     signer = load_log_signer(settings.log_key_path)
     db = Database(settings.database_url)

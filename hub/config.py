@@ -26,7 +26,7 @@ class Settings:
     # bursts of twice that; 0 turns the limit off (benchmarks, trusted gateways in front).
     rate_limit: float = 100.0
     # On a SQLite file, where the ledger's integrating transactions run: "process" (a
-    # child process, hub.sqlite_integrator: the serving loop keeps its GIL under load) or
+    # child process, hub.store.sqlite_integrator: the serving loop keeps its GIL under load) or
     # "inline" (the serving process's writer thread: no child to start, for small hubs
     # and for tests that are not about the child).
     sqlite_integrator: str = "process"

@@ -8,8 +8,8 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hub.db import Database, Sql
 from hub.errors import BadInput, Conflict
+from hub.store.db import Database, Sql
 
 KINDS = ("hospital", "agency")
 # Ids appear in tokens (`inst`), grants, URLs and log lines: no spaces, no markup.

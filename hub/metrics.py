@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.db import Database
 from hub.documents.service import DocumentService, SubmitResult, SubmittedDocument
 from hub.ledger.sequencer import Integrated, Sequencer
 from hub.ledger.storage import SignedHead
 from hub.services import Hub
+from hub.store.db import Database
 
 log = logging.getLogger(__name__)
 OTHER = "other"

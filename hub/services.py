@@ -3,14 +3,14 @@
 from dataclasses import dataclass, field
 
 from hub.config import Settings
-from hub.db import Database, migrate
 from hub.documents.service import DocumentService
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer, format_verifier_key
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import TileReader
-from hub.sqlite_integrator import AVAILABLE as INTEGRATOR_AVAILABLE
-from hub.sqlite_integrator import SqliteIntegrator
+from hub.store.db import Database, migrate
+from hub.store.sqlite_integrator import AVAILABLE as INTEGRATOR_AVAILABLE
+from hub.store.sqlite_integrator import SqliteIntegrator
 
 
 @dataclass

@@ -6,9 +6,9 @@ drops its own database) and is required when CI=true.
 `database_url` is an empty database (for tests of migrating); `migrated_url` the same one
 with the schema in place, copied from a template migrated once per session (a file on
 SQLite, `CREATE DATABASE ... TEMPLATE` on PostgreSQL).
-Hubs started here integrate inline (Settings.sqlite_integrator): the child process is
-hub.sqlite_integrator's own subject, tested in tests/ledger/test_integrator.py and by every
-test that starts `hub serve`.
+Hubs started here integrate inline (Settings.sqlite_integrator): the child process
+(hub.store.sqlite_integrator) has its own tests
+(tests/ledger/test_integrator.py), and every test that starts `hub serve` runs it too.
 """
 
 import asyncio
@@ -22,9 +22,9 @@ import pytest
 from hypothesis import settings
 
 from hub.config import Settings
-from hub.db import Database, migrate
 from hub.keys import create_log_key
 from hub.services import Hub
+from hub.store.db import Database, migrate
 
 PG_URL = os.environ.get("HUB_TEST_POSTGRES_URL", "")
 IN_CI = os.environ.get("CI") == "true"

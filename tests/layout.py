@@ -4,8 +4,8 @@ Rules (a violation is `(rule, module, what)`):
 
 - `hub-imports-outside`: a hub module imports `schema` or `adapters`. Only the
   composition root, `hub.app`, may import `schema`.
-- `schema-storage`: a schema module imports the storage layer (`hub.db`, `hub.sql`,
-  `hub.models`, `hub.sqlite_*`, `hub.store`, tortoise) or holds SQL text: the GraphQL
+- `schema-storage`: a schema module imports the storage layer (`hub.store`, `hub.models`,
+  tortoise) or holds SQL text: the GraphQL
   layer asks the hub's services, it does not query tables.
 - `adapters-internals`: an adapters module imports a hub module other than the public
   document models in ADAPTER_MAY_IMPORT (the canonical JSON, the invoice model and its
@@ -44,7 +44,7 @@ LEDGER_CORE = frozenset(
         "hub.ledger.receipt",
     }
 )
-STORAGE = ("hub.db", "hub.sql", "hub.models", "hub.sqlite_", "hub.store", "tortoise")
+STORAGE = ("hub.store", "hub.models", "tortoise")
 LEDGER_TABLE = re.compile(r"^ledger_\w+$")
 _SQL = re.compile(
     r"\b(SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM)\b.*\b(FROM|INTO|SET|WHERE|VALUES)\b", re.S
@@ -119,7 +119,7 @@ def _targets(module: Module, modules: Mapping[str, Module]) -> set[str]:
 
 
 def _is_storage(name: str) -> bool:
-    return any(name == s or name.startswith(s if s.endswith("_") else s + ".") for s in STORAGE)
+    return any(name == s or name.startswith(s + ".") for s in STORAGE)
 
 
 def check(

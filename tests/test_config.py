@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from hub.config import Settings
-from hub.db import migrate
 from hub.keys import create_log_key
 from hub.services import Hub
-from hub.sqlite_integrator import AVAILABLE, SqliteIntegrator
+from hub.store.db import migrate
+from hub.store.sqlite_integrator import AVAILABLE, SqliteIntegrator
 
 
 def test_the_integrator_is_a_child_process_unless_told_inline() -> None:

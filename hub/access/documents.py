@@ -11,8 +11,8 @@ from typing import Any
 
 from hub.access.reads import fetch
 from hub.access.visibility import Scope
-from hub.db import Database
 from hub.documents.service import StoredDocument
+from hub.store.db import Database
 
 _SELECT = (
     "SELECT id, issuer, type, doc_id, version, status, subject, body, salt, digest,"

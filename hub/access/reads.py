@@ -10,8 +10,8 @@ belong here: they run on the event loop. On PostgreSQL they use the connection p
 from collections.abc import Sequence
 from typing import Any
 
-from hub.db import Database
 from hub.ledger.storage import SignedHead
+from hub.store.db import Database
 
 _HEAD = "SELECT size, root, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
 _AT_SIZE = "SELECT size, root, note FROM ledger_checkpoints WHERE size = ?"

@@ -20,7 +20,6 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from hub.access.reads import fetch
-from hub.db import Database, Sql
 from hub.documents.canonical import (
     body_digest,
     canonical_json,
@@ -35,6 +34,7 @@ from hub.errors import BadInput, BadSignature, Conflict, HubError, NotFound
 from hub.ledger.sequencer import Sequencer, Staged
 from hub.ledger.storage import SignedHead
 from hub.ledger.tree import leaf_hash
+from hub.store.db import Database, Sql
 
 CREATED, DUPLICATE, REJECTED = "CREATED", "DUPLICATE", "REJECTED"
 MAX_BODY_BYTES = 256 * 1024

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.db import Database
 from hub.documents.canonical import (
     access_leaf_data,
     body_digest,
@@ -33,6 +32,7 @@ from hub.ledger.tiles import (
     tile_key,
 )
 from hub.ledger.tree import HASH_SIZE, leaf_hash
+from hub.store.db import Database
 
 PAGE_BUNDLES = 64
 PAGE_ROWS = 2000

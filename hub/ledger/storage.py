@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hub.db import Database, Sql
 from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import Checkpoint, format_checkpoint
 from hub.ledger.note import Signer, sign_note
@@ -30,6 +29,7 @@ from hub.ledger.tiles import (
     tile_need,
 )
 from hub.ledger.tree import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
+from hub.store.db import Database, Sql
 
 BUNDLE_SIZE = TILE_WIDTH
 # Any constant works; it only has to be the same in every hub process sharing the database.

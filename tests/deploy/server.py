@@ -17,12 +17,12 @@ import httpx
 from hub.auth.tokens import load_or_create_jwt_key
 from hub.cli import issue_token
 from hub.config import Settings
-from hub.db import migrate
 from hub.documents.demo_data import DEMO_HOSPITALS
 from hub.institutions import add_institution
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.note import Verifier
 from hub.services import Hub
+from hub.store.db import migrate
 from tests.serving import ServerProcess
 
 ORIGIN = "test.example/log"

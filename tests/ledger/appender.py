@@ -32,10 +32,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hub.db import Database, Sql
 from hub.keys import load_log_signer
 from hub.ledger.sequencer import Sequencer, Staged
-from hub.sqlite_integrator import SqliteIntegrator
+from hub.store.db import Database, Sql
+from hub.store.sqlite_integrator import SqliteIntegrator
 
 T = TypeVar("T")
 TASKS = 20
@@ -65,7 +65,7 @@ class Entries:
 
 class _CarriesFirstIndex:
     """Makes a submission Portable: staged in the integrator's process
-    (hub.sqlite_integrator), it brings back the index its first entry got."""
+    (hub.store.sqlite_integrator), it brings back the index its first entry got."""
 
     first_index: int
 

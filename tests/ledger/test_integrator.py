@@ -1,4 +1,4 @@
-"""Integration in a child process (hub.sqlite_integrator): order, failure and recovery."""
+"""Integration in a child process (hub.store.sqlite_integrator): order, failure and recovery."""
 
 import asyncio
 import os
@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from hub.db import Database, migrate
 from hub.errors import IntegratorGone
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.audit import verify_ledger
@@ -20,7 +19,8 @@ from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import read_head, read_leaf_data
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
-from hub.sqlite_integrator import SqliteIntegrator
+from hub.store.db import Database, migrate
+from hub.store.sqlite_integrator import SqliteIntegrator
 from tests.ledger.appender import (
     KillsItsStager,
     KillsItsStagerOnCue,

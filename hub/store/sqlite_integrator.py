@@ -33,8 +33,8 @@ from hub.errors import IntegratorGone
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer
 from hub.ledger.sequencer import GroupResult, Portable, append_group
-from hub.sql import Sql
-from hub.sqlite_writer import connect_writer, run_transaction
+from hub.store.sql import Sql
+from hub.store.sqlite_writer import connect_writer, run_transaction
 
 _HEADER = 8  # each message: its length as 8 big-endian bytes, then a pickle
 
