@@ -35,11 +35,6 @@ KNOWN_CYCLE_IMPORTS = {
     ("hub.documents.service", "hub.access.reads"),
     ("hub.access.documents", "hub.documents.service"),
     ("hub.ledger.audit", "hub.documents.canonical"),
-    # The SQLite integrator child runs the ledger's transaction itself (this session: to
-    # be handed the work instead).
-    ("hub.store.sqlite_integrator", "hub.keys"),
-    ("hub.store.sqlite_integrator", "hub.ledger.note"),
-    ("hub.store.sqlite_integrator", "hub.ledger.sequencer"),
 }
 # Files over MAX_LINES that other sessions are splitting now (adapters: by format).
 KNOWN_LONG_FILES = {

@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 from hub.keys import load_log_signer
 from hub.ledger.sequencer import Sequencer, Staged
+from hub.services import ledger_integrator
 from hub.store.db import Database, Sql
-from hub.store.sqlite_integrator import SqliteIntegrator
 
 T = TypeVar("T")
 TASKS = 20
@@ -248,7 +248,7 @@ async def run_crash_integrated(url: str, key_file: str, origin: str, batch: int)
     db = Database(url)
     await db.open()
     path = url.removeprefix("sqlite://")
-    integrator = SqliteIntegrator(Path(path), Path(key_file), origin)
+    integrator = ledger_integrator(Path(path), Path(key_file), origin)
     seq = Sequencer(db, load_log_signer(Path(key_file)), origin, integrator=integrator)
     # Run as __main__, this module's classes would pickle under a name the child cannot
     # import; the module imported by its own name gives them one it can.

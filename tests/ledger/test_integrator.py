@@ -19,6 +19,7 @@ from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import read_head, read_leaf_data
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
+from hub.services import ledger_integrator
 from hub.store.db import Database, migrate
 from hub.store.sqlite_integrator import SqliteIntegrator
 from tests.ledger.appender import (
@@ -42,7 +43,7 @@ async def _ledger(tmp_path: Path) -> AsyncIterator[tuple[Database, Sequencer, Sq
     await migrate(url)
     db = Database(url)
     await db.open()
-    integrator = SqliteIntegrator(tmp_path / "hub.db", key, ORIGIN)
+    integrator = ledger_integrator(tmp_path / "hub.db", key, ORIGIN)
     sequencer = Sequencer(db, load_log_signer(key), ORIGIN, integrator=integrator)
     await sequencer.ensure_head()
     try:
