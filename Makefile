@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench schema migrations clean
+.PHONY: run test lint bench wrk schema migrations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,23 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# The proof figure needs a load generator faster than the hub: Debian's wrk (C, one event
+# loop). Without it bench falls back to an httpx client that saturates first.
+bench: $(STAMP) wrk
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "make bench: installing wrk (apt-get install wrk)"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make bench: run as root, or install wrk first" >&2; exit 1; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 || { \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; }
 
 schema: $(STAMP)
 	$(BIN)/python -m schema.export
 
 migrations: $(STAMP)
-	$(BIN)/tortoise -c hub.db.MIGRATIONS_CONFIG makemigrations
+	$(BIN)/tortoise -c hub.store.db.MIGRATIONS_CONFIG makemigrations
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -225,8 +225,8 @@ async def check_acknowledgement(world: World) -> dict[str, Any]:
 async def audit(url: str, settings: Any) -> dict[str, Any]:
     """How many claims are stored, and `hub ledger verify` over the whole ledger."""
     from hub.audit import verify_ledger
-    from hub.db import Database
     from hub.keys import load_log_signer
+    from hub.store.db import Database
 
     db = Database(url)
     await db.open()

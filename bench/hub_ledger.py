@@ -23,10 +23,10 @@ from bench.measure import (
     time_async_calls,
 )
 from bench.report import HUB_POSTGRES, HUB_SQLITE, Row
-from hub.db import Database, migrate, sqlite_path
 from hub.ledger.note import generate_signer_key, parse_signer_key
 from hub.ledger.storage import TileReader, append_entries, store_checkpoint
 from hub.ledger.tree import HASH_SIZE, leaf_hash, verify_consistency, verify_inclusion
+from hub.store.db import Database, migrate, sqlite_path
 
 ORIGIN = "bench.example/log"
 # Proofs whose result is checked against the signed roots, so a fast wrong answer fails.

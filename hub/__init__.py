@@ -1,0 +1,1 @@
+"""Ledger Hub: the server (ledger, documents, access, auth, app, CLI)."""

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 
 from hub.claims.leaves import CLAIM_LEAF_ROWS
-from hub.db import Database
 from hub.documents.canonical import (
     access_leaf_data,
     body_digest,
@@ -18,6 +17,7 @@ from hub.documents.canonical import (
 from hub.ledger.audit import AuditReport, Row, RowCheck
 from hub.ledger.audit import verify_ledger as verify_log
 from hub.ledger.note import Verifier
+from hub.store.db import Database
 
 __all__ = ["AuditReport", "row_checks", "verify_ledger"]
 

@@ -12,8 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.db import sqlite_path
 from hub.errors import BadInput, HubError
+from hub.store.db import sqlite_path
 
 
 @dataclass(frozen=True)

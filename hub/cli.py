@@ -28,7 +28,7 @@ def _progress(done: int, total: int) -> None:
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from hub.db import migrate
+    from hub.store.db import migrate
 
     await migrate(settings.database_url)
     print("database is up to date")
@@ -65,9 +65,13 @@ async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _with_hub(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    from dataclasses import replace
+
     from hub.services import Hub
 
-    hub = await Hub.start(settings)
+    # A one-shot command has no serving loop to keep the integrator child's GIL away from:
+    # starting one would cost more than the command's few leaves.
+    hub = await Hub.start(replace(settings, sqlite_integrator="inline"))
     try:
         return await work(hub)
     finally:
@@ -156,8 +160,8 @@ async def cmd_type_list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
     from hub.audit import verify_ledger
-    from hub.db import Database
     from hub.keys import load_log_signer
+    from hub.store.db import Database
 
     signer = load_log_signer(settings.log_key_path)
     db = Database(settings.database_url)

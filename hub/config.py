@@ -21,6 +21,9 @@ def public_url(text: str) -> str:
     return text.rstrip("/")
 
 
+INTEGRATORS = ("process", "inline")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -39,6 +42,17 @@ class Settings:
     witness_policy: Path | None = None
     # The origin printed links and QR codes use (never a request's Host header).
     public_url: str = DEFAULT_PUBLIC_URL
+    # On a SQLite file, where the ledger's integrating transactions run: "process" (a
+    # child process, hub.store.sqlite_integrator: the serving loop keeps its GIL under load) or
+    # "inline" (the serving process's writer thread: no child to start, for small hubs
+    # and for tests that are not about the child).
+    sqlite_integrator: str = "process"
+
+    def __post_init__(self) -> None:
+        if self.sqlite_integrator not in INTEGRATORS:
+            raise ValueError(
+                f"sqlite_integrator must be 'process' or 'inline', not {self.sqlite_integrator!r}"
+            )
 
     @property
     def prod(self) -> bool:
@@ -73,6 +87,11 @@ class Settings:
             raise ValueError(f"HUB_RATE_LIMIT must be a number, not {rate!r}") from None
         if not rate_limit >= 0 or rate_limit == float("inf"):
             raise ValueError(f"HUB_RATE_LIMIT must be 0 (off) or a positive number, not {rate!r}")
+        integrator = env.get("HUB_SQLITE_INTEGRATOR") or "process"
+        if integrator not in INTEGRATORS:
+            raise ValueError(
+                f"HUB_SQLITE_INTEGRATOR must be 'process' or 'inline', not {integrator!r}"
+            )
         return cls(
             database_url=env.get("HUB_DATABASE_URL") or DEFAULT_DATABASE_URL,
             data_dir=Path(env.get("HUB_DATA_DIR") or "var"),
@@ -86,4 +105,5 @@ class Settings:
             rate_limit=rate_limit,
             witness_policy=path("HUB_WITNESS_POLICY"),
             public_url=public_url(env.get("HUB_PUBLIC_URL") or DEFAULT_PUBLIC_URL),
+            sqlite_integrator=integrator,
         )

@@ -67,7 +67,7 @@ class ConfigError(HubError):
 
 
 class IntegratorGone(HubError):
-    """The process integrating ledger groups (hub.sqlite_integrator) ended before it
+    """The process integrating ledger groups (hub.store.sqlite_integrator) ended before it
     answered; SQLite rolled back what it had not committed. The group's callers see this;
     the next group starts a new process."""
 

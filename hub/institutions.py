@@ -14,9 +14,9 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hub.db import Database, Sql
 from hub.documents.types import KIND
 from hub.errors import BadInput, Conflict
+from hub.store.db import Database, Sql
 
 # The kinds the roles are named after: role hospital is for kind hospital, role agency for
 # every other kind.

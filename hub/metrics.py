@@ -29,12 +29,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.db import Database
 from hub.documents.service import DocumentService, SubmitResult, SubmittedDocument
 from hub.ledger.sequencer import Integrated, Sequencer
 from hub.ledger.storage import SignedHead
 from hub.outages import outage
 from hub.services import Hub
+from hub.store.db import Database
 from hub.witness.metrics import WitnessCollector
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ leave the load balancer's rotation; a read alone answers "ready" all along.
 import os
 from pathlib import Path
 
-from hub.db import Database
 from hub.outages import outage
+from hub.store.db import Database
 
 # Free bytes below which the SQLite file's disk counts as full: a few of the largest
 # requests (2 MiB bodies, written with their tiles and index rows) must still fit.

@@ -1,20 +1,22 @@
 """The running hub's parts, built once from Settings and shared by HTTP, GraphQL and CLI."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.config import Settings
-from hub.db import Database, migrate
 from hub.documents.registry import Registry, registry_for
 from hub.documents.service import DocumentService
 from hub.errors import ConfigError
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer, format_verifier_key
 from hub.ledger.policy import Policy, parse_policy
-from hub.ledger.sequencer import Sequencer
+from hub.ledger.sequencer import GroupResult, Portable, Sequencer, append_group
 from hub.ledger.storage import TileReader
-from hub.sqlite_integrator import AVAILABLE as INTEGRATOR_AVAILABLE
-from hub.sqlite_integrator import SqliteIntegrator
+from hub.store.db import Database, migrate
+from hub.store.sql import Sql
+from hub.store.sqlite_integrator import AVAILABLE as INTEGRATOR_AVAILABLE
+from hub.store.sqlite_integrator import GroupWork, SqliteIntegrator
 from hub.witness.submitter import Witnessing
 
 
@@ -61,12 +63,12 @@ class Hub:
         signer = load_log_signer(settings.log_key_path)
         db = Database(settings.database_url)
         await db.open()
-        # Elsewhere (PostgreSQL, an in-memory SQLite, a system without memfd) the
-        # transaction runs as Database.write_transaction puts it.
+        # Elsewhere (PostgreSQL, an in-memory SQLite, a system without memfd, "inline")
+        # the transaction runs as Database.write_transaction puts it.
         path = db.sqlite_file
         integrator = (
-            SqliteIntegrator(path, settings.log_key_path, settings.origin)
-            if path is not None and INTEGRATOR_AVAILABLE
+            ledger_integrator(path, settings.log_key_path, settings.origin)
+            if path is not None and INTEGRATOR_AVAILABLE and settings.sqlite_integrator == "process"
             else None
         )
         sequencer = Sequencer(db, signer, settings.origin, integrator=integrator)
@@ -93,3 +95,20 @@ class Hub:
         if self.sequencer.integrator is not None:
             await self.sequencer.integrator.close()
         await self.db.close()
+
+
+def ledger_integrator(path: Path, key_path: Path, origin: str) -> SqliteIntegrator:
+    """A SQLite integrator child for the ledger of the file `path`."""
+    return SqliteIntegrator(path, f"{__name__}:integrating_work", str(key_path), origin)
+
+
+def integrating_work(key_path: str, origin: str) -> GroupWork:
+    """What the integrator child runs for each group (in the child: it loads the log's
+    key there): the ledger's `append_group`, and each submission's outcome to carry back."""
+    signer = load_log_signer(Path(key_path))
+
+    async def work(sql: Sql, submissions: Sequence[Portable]) -> tuple[GroupResult, list[object]]:
+        result = await append_group(sql, signer, origin, submissions)
+        return result, [s.outcome() for s in submissions]
+
+    return work

@@ -1,0 +1,1 @@
+"""The GraphQL layer (strawberry): types, queries, mutations, subscriptions and limits."""

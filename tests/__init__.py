@@ -1,0 +1,1 @@
+"""The test suite: pytest, mirroring the packages (tests/conftest.py has the fixtures)."""

@@ -31,6 +31,8 @@ def env(tmp_path: Path) -> dict[str, str]:
         **base,
         "HUB_DATABASE_URL": f"sqlite://{tmp_path}/hub.db",
         "HUB_DATA_DIR": str(tmp_path),
+        # Hubs a test starts in-process integrate inline: none of these is about the child.
+        "HUB_SQLITE_INTEGRATOR": "inline",
     }
 
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from hub.access.documents import DocRow
 from hub.access.grants import timestamp
-from hub.db import Database, Sql
 from hub.documents.canonical import access_leaf_data
 from hub.ledger.sequencer import Staged
+from hub.store.db import Database, Sql
 
 if TYPE_CHECKING:
     from hub.services import Hub
@@ -51,7 +51,7 @@ class AccessRecord:
 @dataclass(frozen=True)
 class _Read:
     """What an access leaf and row need of one read: small, as it may cross to the
-    integrating process (hub.sqlite_integrator) while the reader waits."""
+    integrating process (hub.store.sqlite_integrator) while the reader waits."""
 
     document_pk: int
     issuer: str

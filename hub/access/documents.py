@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from hub.access.visibility import Scope
-from hub.db import Database
 from hub.documents.store import SELECT, DocRow, fetch, row_of, with_id
+from hub.store.db import Database
 
 __all__ = ["STATUSES", "DocRow", "DocumentFilter", "count", "page", "with_id"]
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from hub.db import Database, Sql
 from hub.documents.canonical import grant_leaf_data, is_date, is_timestamp
 from hub.documents.registry import registry_for
 from hub.documents.types import TYPE_NAME
 from hub.errors import BadInput, Conflict, NotFound
 from hub.ledger.sequencer import Staged
+from hub.store.db import Database, Sql
 
 if TYPE_CHECKING:
     from hub.services import Hub

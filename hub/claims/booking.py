@@ -29,7 +29,7 @@ from hub.documents.canonical import SALT_BYTES
 from hub.errors import BadInput, Conflict, NotFound
 from hub.ledger.sequencer import Staged
 from hub.ledger.tree import leaf_hash
-from hub.sql import Sql
+from hub.store.sql import Sql
 
 if TYPE_CHECKING:
     from hub.services import Hub

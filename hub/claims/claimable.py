@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from hub.db import Database
 from hub.documents import types
 from hub.documents.registry import registry_for
+from hub.store.db import Database
 
 CENT = Decimal("0.01")
 # Decimal strings as bodies write money: at most 2 places, no sign, no exponent.

@@ -13,7 +13,7 @@ from typing import Any
 
 from hub.access.reads import fetch
 from hub.claims.leaves import ACTIVE, RELEASED, ClaimFields
-from hub.db import Database
+from hub.store.db import Database
 
 DISPUTED = "disputed"
 STATUSES = (ACTIVE, RELEASED, DISPUTED)

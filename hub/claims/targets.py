@@ -8,9 +8,9 @@ from hub.access.visibility import Scope
 from hub.claims.booking import Target, nothing_left
 from hub.claims.claimable import claimable_amount
 from hub.claims.sight import may_claim
-from hub.db import Database
 from hub.documents.invoice import INVOICE_TYPE
 from hub.errors import BadInput, Forbidden, NotFound
+from hub.store.db import Database
 
 NOT_FOUND_MESSAGE = "no such document"
 

@@ -1,0 +1,1 @@
+"""Documents: canonical bodies, commitments, the medical invoice and submission."""

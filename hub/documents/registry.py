@@ -22,13 +22,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from hub.db import Database, Sql
 from hub.documents.canonical import type_leaf_data
 from hub.documents.compat import check_successor
 from hub.documents.store import fetch
 from hub.documents.types import DocumentType, parse_definition
 from hub.errors import BadInput, Conflict, HubError
 from hub.ledger.sequencer import Sequencer, Staged
+from hub.store.db import Database, Sql
 
 __all__ = [
     "SHIPPED",

@@ -14,7 +14,6 @@ from typing import Any
 
 from nacl.signing import VerifyKey
 
-from hub.db import Database, Sql
 from hub.documents.canonical import document_leaf_data, new_salts
 from hub.documents.intake import (
     Candidate,
@@ -36,6 +35,7 @@ from hub.errors import BadInput, Conflict, HubError, NotFound
 from hub.ledger.sequencer import Sequencer, Staged
 from hub.ledger.storage import SignedHead
 from hub.ledger.tree import leaf_hash
+from hub.store.db import Database, Sql
 
 CREATED, DUPLICATE, REJECTED = "CREATED", "DUPLICATE", "REJECTED"
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from hub.db import Database, Sql
 from hub.documents.canonical import document_leaf_data
 from hub.errors import NotFound
+from hub.store.db import Database, Sql
 
 __all__ = [
     "SELECT",

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.db import Database
 from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.note import NoteError, Verifier
@@ -28,6 +27,7 @@ from hub.ledger.tiles import (
     tile_key,
 )
 from hub.ledger.tree import HASH_SIZE, leaf_hash
+from hub.store.db import Database
 
 PAGE_BUNDLES = 64
 PAGE_ROWS = 2000

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from hub.db import Database, Sql
 from hub.ledger.note import Signer
 from hub.ledger.storage import (
     SignedHead,
@@ -25,6 +24,7 @@ from hub.ledger.storage import (
     store_checkpoint,
 )
 from hub.ledger.tree import EMPTY_ROOT, leaf_hash
+from hub.store.db import Database, Sql
 
 
 @dataclass

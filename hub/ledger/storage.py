@@ -7,10 +7,8 @@ in one query and never rehashes leaves.
 
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hub.db import Database, Sql
 from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import Checkpoint, format_checkpoint
 from hub.ledger.layout import BUNDLE_SIZE, decode_bundle, encode_bundle
@@ -30,44 +28,20 @@ from hub.ledger.tiles import (
     tile_need,
 )
 from hub.ledger.tree import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
-
-# Any constant works; it only has to be the same in every hub process sharing the database.
-ADVISORY_LOCK_KEY = 0x4C45444745524855  # "LEDGERHU"
+from hub.store.db import Database, Sql
+from hub.store.ledger import (  # noqa: F401  (re-exported: the ledger keeps its names)
+    SignedHead,
+    insert_checkpoint,
+    lock_ledger,
+    read_checkpoint_with,
+    read_head,
+)
 
 TileMap = dict[tuple[int, int], tuple[int, bytes]]
 
 
-@dataclass(frozen=True)
-class SignedHead:
-    """A checkpoint the log signed: tree size, root and the C2SP note."""
-
-    size: int
-    root: bytes
-    note: str
-
-
 def _in_list(count: int) -> str:
     return ",".join("?" * count)
-
-
-async def lock_ledger(sql: Sql) -> None:
-    """Make this transaction the only integrator, across every process on the database."""
-    if sql.postgres:
-        await sql.execute("SELECT pg_advisory_xact_lock(?)", [ADVISORY_LOCK_KEY])
-    else:
-        # A write as the first statement takes SQLite's RESERVED lock now (waiting on the
-        # busy timeout), so a second process never reads a head it cannot then extend.
-        await sql.execute("DELETE FROM ledger_checkpoints WHERE size < 0")
-
-
-async def read_head(sql: Sql) -> SignedHead | None:
-    rows = await sql.fetch(
-        "SELECT size, root, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
-    )
-    if not rows:
-        return None
-    size, root, note = rows[0]
-    return SignedHead(int(size), bytes(root), note)
 
 
 async def fetch_tiles(sql: Sql, wanted: Iterable[tuple[int, int]]) -> TileMap:
@@ -164,11 +138,9 @@ async def store_checkpoint(
     sql: Sql, signer: Signer, origin: str, size: int, root: bytes
 ) -> SignedHead:
     note = sign_note(format_checkpoint(Checkpoint(origin, size, root)), signer)
-    await sql.execute(
-        "INSERT INTO ledger_checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)",
-        [size, root, note, sql.moment(datetime.now(UTC))],
-    )
-    return SignedHead(size, root, note)
+    head = SignedHead(size, root, note)
+    await insert_checkpoint(sql, head, datetime.now(UTC))
+    return head
 
 
 def _range_nodes(begin: int, end: int) -> Sequence[NodeId]:
@@ -271,12 +243,9 @@ async def read_leaf_data(db: Database, index: int) -> bytes:
 
 
 async def read_checkpoint(db: Database, size: int | None = None) -> SignedHead | None:
-    if size is None:
-        return await read_head(db.sql)
-    rows = await db.sql.fetch(
-        "SELECT size, root, note FROM ledger_checkpoints WHERE size = ?", [size]
-    )
-    return SignedHead(int(rows[0][0]), bytes(rows[0][1]), rows[0][2]) if rows else None
+    """The latest signed checkpoint, or the one of ``size``, on the database's own
+    connection (hub.store.ledger has the one read path)."""
+    return await read_checkpoint_with(db.sql.fetch, size)
 
 
 async def read_tile(db: Database, level: int, index: int) -> tuple[int, bytes] | None:

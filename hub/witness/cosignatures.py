@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from hub.db import Database, Sql
 from hub.ledger.cosignature import Cosignature
 from hub.ledger.policy import Policy
 from hub.ledger.storage import SignedHead, read_checkpoint
+from hub.store.db import Database, Sql
 
 if TYPE_CHECKING:
     from hub.services import Hub

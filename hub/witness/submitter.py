@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from hub.db import Database
 from hub.ledger.cosignature import verify_cosignatures
 from hub.ledger.note import NoteError, b64encode
 from hub.ledger.policy import Policy, PolicyWitness
 from hub.ledger.storage import SignedHead, TileReader, read_checkpoint
+from hub.store.db import Database
 from hub.witness.cosignatures import newest_cosigned_by, store_cosignatures
 
 log = logging.getLogger("hub.witness")

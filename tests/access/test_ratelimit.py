@@ -1,3 +1,5 @@
+"""Request limits: token buckets per principal and the slow-down, then lockout, of guesses."""
+
 import pytest
 
 from hub.access.ratelimit import GuessLimiter, RateLimiter

@@ -1,3 +1,5 @@
+"""Views and scopes: which body fields each view shows, grant windows, default deny."""
+
 from datetime import UTC, datetime
 
 from hub.access.grants import Grant

@@ -1,3 +1,5 @@
+"""Fixtures the adapter tests share: one fake hub served over real HTTP."""
+
 from collections.abc import Iterator
 
 import pytest

@@ -17,8 +17,8 @@ import base64
 import hashlib
 import socket
 import threading
-import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,17 @@ class FakeHub:
     # id pointers only (the real hub validates them against the schema).
     types: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Notified under `lock` after each request's documents are in the ledger.
+    changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+    def wait_until(self, condition: Callable[[FakeHub], bool], timeout: float = 30.0) -> None:
+        """Block until `condition(self)` holds after a request, or fail after `timeout` s."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: condition(self), timeout):
+                raise AssertionError(f"the fake hub's ledger did not get there in {timeout} s")
 
     def app(self) -> Starlette:
         return Starlette(
@@ -101,6 +112,7 @@ class FakeHub:
             self.batches.append([doc["id"] for doc in docs])
             results = [self._submit(doc) for doc in docs]
             size = len(self.ledger)
+            self.changed.notify_all()
         for result in results:
             self.statuses[result["status"]] += 1
         checkpoint = {"origin": "fake.local/log", "treeSize": size, "rootHash": "", "note": ""}
@@ -182,6 +194,24 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     )
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when it is listening (or has ended), as an event."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.up.set()
+
+    def run_then_wake(self, sock: socket.socket) -> None:
+        try:
+            self.run(sockets=[sock])
+        finally:
+            self.up.set()  # it ended: wake a waiter to report it
+
+
 class FakeHubServer:
     """Serves a FakeHub over real HTTP; stop() and start() again keep the port."""
 
@@ -206,15 +236,12 @@ class FakeHubServer:
             log_level="error",
             timeout_graceful_shutdown=1,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread = threading.Thread(target=server.run_then_wake, args=(sock,), daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake hub did not start")
-            time.sleep(0.01)
+        if not server.up.wait(timeout) or not server.started:
+            raise RuntimeError("fake hub did not start")
 
     def stop(self) -> None:
         if self._server is None or self._thread is None:

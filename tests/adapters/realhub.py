@@ -2,16 +2,15 @@
 
 RealHub.create runs `hub keys init`, registers one hospital with its Ed25519 key and
 `--signatures-required`, and issues it a token, all as an operator would. start() serves
-on a fixed port (so a restart keeps the adapter's URL) and returns once /readyz answers;
-kill() is SIGKILL. Reads go through the public contract: GraphQL as the hospital and
-GET /log/checkpoint.
+(first on port 0, then on the port it got, so a restart keeps the adapter's URL) and
+returns once /readyz answers; kill() is SIGKILL. Reads go through the public contract:
+GraphQL as the hospital and GET /log/checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from adapters.signing import Signer
+from tests.serving import ServerProcess
 
 _SCRIPT = Path(sys.executable).with_name("hub")
 HUB = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "hub.cli"]
@@ -36,12 +38,6 @@ query($after: String) {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class RealHub:
     """One hub (database, keys, data dir) that can be started, killed and started again."""
 
@@ -50,9 +46,9 @@ class RealHub:
         self.workdir = workdir
         self.signer = signer  # the key registered for HOSPITAL
         self.token = token
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        self.port = 0  # until the first start: then the port it got, kept across restarts
+        self.server: ServerProcess | None = None
+        self._last_output = ""
 
     @classmethod
     def create(cls, database_url: str, workdir: Path, **env: str) -> RealHub:
@@ -85,38 +81,26 @@ class RealHub:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        assert self.process is None, "already running"
-        self.starts += 1
-        log = open(self.workdir / f"serve-{self.starts}.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [*HUB, "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"hub serve exited {self.process.returncode}: {self.log()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"hub not ready in {timeout} s: {self.log()}")
-            time.sleep(0.05)
+        assert self.server is None, "already running"
+        self.server = ServerProcess(self.env, port=self.port)
+        try:
+            self.server.wait_ready(timeout)
+        except AssertionError:
+            self.kill()
+            raise
+        self.port = self.server.port
 
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, whatever was in flight."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
+        if self.server is not None:
+            self.server.kill()
+            self._last_output = self.server.output()
+            self.server = None
 
     def log(self) -> str:
-        return (self.workdir / f"serve-{self.starts}.log").read_text(errors="replace")[-2000:]
+        """The running (else the last) server's output, its tail."""
+        output = self.server.output() if self.server is not None else self._last_output
+        return output[-2000:]
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = httpx.post(
@@ -141,6 +125,27 @@ class RealHub:
             if not page["pageInfo"]["hasNextPage"]:
                 return found
             after = page["pageInfo"]["endCursor"]
+
+    def wait_for_size(self, size: int, timeout: float = 30.0) -> None:
+        """Block until the log holds `size` leaves: the `checkpoints` subscription's word
+        (a real websocket), not a polling loop."""
+        url = self.url.replace("http://", "ws://") + "/graphql"
+        with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            init = {"Authorization": f"Bearer {self.token}"}
+            ws.send(json.dumps({"type": "connection_init", "payload": init}))
+            subscribe = {"query": "subscription { checkpoints { treeSize } }"}
+            ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"the log did not reach {size} leaves in {timeout} s")
+                message = json.loads(ws.recv(timeout=left))
+                if message["type"] in ("connection_ack", "ping", "pong"):
+                    continue
+                assert message["type"] == "next", message
+                if message["payload"]["data"]["checkpoints"]["treeSize"] >= size:
+                    return
 
     def tree_size(self) -> int:
         note = httpx.get(f"{self.url}/log/checkpoint", timeout=10).text

@@ -1,3 +1,5 @@
+"""`hub adapter ...` as an operator runs it: intake, outbox, dead letters, requeue."""
+
 import json
 from pathlib import Path
 from typing import Any

@@ -1,3 +1,5 @@
+"""The CSV export profile: encodings, columns, bills over several rows, errors by line."""
+
 import copy
 from typing import Any
 

@@ -1,3 +1,5 @@
+"""The delivery loop: outbox to hub in order, retries, dead letters, backoff."""
+
 import asyncio
 import copy
 import json

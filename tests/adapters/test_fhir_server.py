@@ -1,3 +1,5 @@
+"""The adapter's FHIR endpoint: Invoices and Bundles posted, queued and answered."""
+
 from decimal import Decimal
 from pathlib import Path
 from typing import Any

@@ -1,3 +1,5 @@
+"""Group commit for the outbox: shared transactions, failures, and a busy file."""
+
 import asyncio
 import sqlite3
 from functools import partial

@@ -1,3 +1,5 @@
+"""The durable outbox: its SQLite file, idempotent keys, digests and states."""
+
 import sqlite3
 import threading
 from collections.abc import Iterator

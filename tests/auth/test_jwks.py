@@ -1,3 +1,5 @@
+"""Tokens from an IdP: keys fetched from a served JWKS, rotation, expiry, refused keys."""
+
 import asyncio
 import json
 import threading

@@ -1,3 +1,5 @@
+"""Principals: which roles need an institution, and messages without personal values."""
+
 import pytest
 
 from hub.auth.principal import INSTITUTION_ROLES, MAX_ID_LENGTH, ROLES, Principal

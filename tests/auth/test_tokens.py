@@ -1,3 +1,5 @@
+"""The hub's own tokens: issued claims and header, and every way verification refuses."""
+
 import base64
 import hashlib
 import hmac

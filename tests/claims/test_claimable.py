@@ -7,9 +7,9 @@ import pytest
 
 from hub.claims.booking import claim_amount
 from hub.claims.claimable import claimable_amount
-from hub.db import Database
 from hub.documents.demo_data import demo_invoices
 from hub.errors import BadInput
+from hub.store.db import Database
 
 
 async def test_an_invoice_claims_what_the_patient_paid(db: Database) -> None:

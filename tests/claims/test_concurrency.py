@@ -16,9 +16,9 @@ from hub.claims.claimable import money_text
 from hub.claims.leaves import booking_leaf
 from hub.claims.store import list_claims
 from hub.cli import issue_token
-from hub.db import Database
 from hub.ledger.storage import read_leaf_data
 from hub.services import Hub
+from hub.store.db import Database
 from tests.claims.conftest import CLAIM, INSURER_A, INSURER_B, build_world, claimable, doc_id
 from tests.conftest import PG_URL
 from tests.deploy.server import ORIGIN, Deployment, ServerProcess

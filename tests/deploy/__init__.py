@@ -1,0 +1,1 @@
+"""Tests of deployments: real `hub serve` processes, replicas, shutdown."""

@@ -1,37 +1,32 @@
-"""Real `hub serve` processes for the deployment tests, and a deployment to run them on.
+"""A deployment (database, keys) for the deployment tests to run `hub serve` processes on.
 
-A server listens on port 0; its "Uvicorn running on http://host:port" log line says which
-port it got, so no port is guessed and no test sleeps while a server starts.
+The servers are tests.serving.ServerProcess: port 0, ready when their log says so.
 """
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
 from hub.auth.tokens import load_or_create_jwt_key
 from hub.cli import issue_token
 from hub.config import Settings
-from hub.db import migrate
 from hub.documents.demo_data import DEMO_HOSPITALS
 from hub.institutions import add_institution
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.note import Verifier
 from hub.services import Hub
+from hub.store.db import migrate
+from tests.serving import ServerProcess
 
 ORIGIN = "test.example/log"
 DEMO_HOSPITAL_IDS = tuple(h.id for h in DEMO_HOSPITALS)
-START_TIMEOUT = 30.0
-_LISTENING = re.compile(r"Uvicorn running on (http://[0-9.]+:[0-9]+)")
 
 SUBMIT = (
     "mutation($d: [DocumentInput!]!) { submitDocuments(documents: $d) {"
@@ -106,68 +101,8 @@ class Deployment:
             timeout=120,
         )
 
-    def serve(self) -> "ServerProcess":
+    def serve(self) -> ServerProcess:
         return ServerProcess(self.env)
-
-
-class ServerProcess:
-    """`hub serve --port 0` in a child process; its output is collected line by line."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self.url = ""
-        self._listening = threading.Event()
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _read(self, stream: IO[str], into: list[str]) -> None:
-        for line in stream:
-            into.append(line)
-            found = _LISTENING.search(line)
-            if found and not self.url:
-                self.url = found.group(1)
-                self._listening.set()
-        self._listening.set()  # the process ended: wake a waiter to report it
-
-    def wait_ready(self) -> str:
-        """Wait for the listening line, then poll /readyz until the app answers 200."""
-        if not self._listening.wait(START_TIMEOUT) or not self.url:
-            raise AssertionError(f"hub serve did not start:\n{self.output()}")
-        with httpx.Client(base_url=self.url, timeout=5.0) as client:
-            for _ in range(100):
-                if client.get("/readyz").status_code == 200:
-                    return self.url
-        raise AssertionError(f"/readyz never answered 200:\n{self.output()}")
-
-    def terminate(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout: float) -> int:
-        code = self.proc.wait(timeout)
-        for reader in self._readers:
-            reader.join(timeout)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def output(self) -> str:
-        return "".join(self.stdout) + "".join(self.stderr)
 
 
 def hospital_of(invoice: dict[str, Any]) -> str:

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.db import Database
 from hub.documents.demo_data import demo_invoices
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.storage import TileReader
 from hub.ledger.tree import verify_consistency
+from hub.store.db import Database
 from tests.conftest import PG_URL
 from tests.deploy.server import ORIGIN, Deployment, ServerProcess, hospital_of, submit
 

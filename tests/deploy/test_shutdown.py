@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from hub.db import Database
 from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
 from hub.ledger.storage import TileReader, read_head
+from hub.store.db import Database
 from tests.deploy.server import Deployment, document_of, submit
 
 CLIENTS = 8

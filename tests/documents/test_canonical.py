@@ -1,3 +1,5 @@
+"""RFC 8785 canonical JSON, salted commitments and the ledger's leaf data."""
+
 import base64
 import hashlib
 import json

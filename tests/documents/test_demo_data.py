@@ -1,3 +1,5 @@
+"""The demo invoices: valid, canonical, unique and deterministic per seed."""
+
 from collections import Counter
 from decimal import Decimal
 

@@ -1,3 +1,5 @@
+"""The medical invoice's rules: fields, amounts, totals and payments, each refusal named."""
+
 import copy
 from collections.abc import Callable
 from datetime import datetime, timedelta

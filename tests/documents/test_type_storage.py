@@ -7,13 +7,13 @@ import pytest
 from tortoise.migrations.api import migrate as run_migrations
 
 from hub.audit import verify_ledger
-from hub.db import Database, migrate, tortoise_config
 from hub.documents.demo_data import demo_invoices
 from hub.documents.registry import register_shipped, register_type
 from hub.documents.service import CREATED, REJECTED, DocumentInput
 from hub.errors import LedgerCorrupt
 from hub.institutions import add_institution
 from hub.services import Hub
+from hub.store.db import Database, migrate, tortoise_config
 from tests.documents.test_types import certificate
 
 

@@ -32,10 +32,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hub.db import Database, Sql
 from hub.keys import load_log_signer
 from hub.ledger.sequencer import Sequencer, Staged
-from hub.sqlite_integrator import SqliteIntegrator
+from hub.services import ledger_integrator
+from hub.store.db import Database, Sql
 
 T = TypeVar("T")
 TASKS = 20
@@ -65,7 +65,7 @@ class Entries:
 
 class _CarriesFirstIndex:
     """Makes a submission Portable: staged in the integrator's process
-    (hub.sqlite_integrator), it brings back the index its first entry got."""
+    (hub.store.sqlite_integrator), it brings back the index its first entry got."""
 
     first_index: int
 
@@ -93,6 +93,20 @@ class KillsItsStager(PortableEntries):
             raise RuntimeError("meant to be staged in another process")
         os.kill(os.getpid(), signal.SIGKILL)
         raise AssertionError("unreachable")
+
+
+class KillsItsStagerOnCue(KillsItsStager):
+    """As KillsItsStager, once a byte arrives on the FIFO `cue`: the test decides when."""
+
+    def __init__(self, entries: list[bytes], cue: Path) -> None:
+        super().__init__(entries)
+        self.cue = cue
+
+    async def stage(self, sql: Sql, first_index: int, group: dict[str, Any]) -> Staged:
+        if os.getpid() != self.maker:
+            with self.cue.open("rb") as cue:  # blocks until the test opens it, then reads
+                cue.read(1)
+        return await super().stage(sql, first_index, group)
 
 
 class IndexedEntries:
@@ -234,7 +248,7 @@ async def run_crash_integrated(url: str, key_file: str, origin: str, batch: int)
     db = Database(url)
     await db.open()
     path = url.removeprefix("sqlite://")
-    integrator = SqliteIntegrator(Path(path), Path(key_file), origin)
+    integrator = ledger_integrator(Path(path), Path(key_file), origin)
     seq = Sequencer(db, load_log_signer(Path(key_file)), origin, integrator=integrator)
     # Run as __main__, this module's classes would pickle under a name the child cannot
     # import; the module imported by its own name gives them one it can.

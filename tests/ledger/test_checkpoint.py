@@ -1,3 +1,5 @@
+"""C2SP tlog-checkpoint bodies: the three lines, round trips, malformed ones refused."""
+
 import base64
 import hashlib
 

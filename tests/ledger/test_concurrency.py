@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from hub.audit import verify_ledger
-from hub.db import Database
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.storage import TileReader, decode_bundle, read_head
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes, verify_consistency
+from hub.store.db import Database
 from tests.ledger.appender import SUBMISSIONS, TASKS, concurrent_entry
 
 ORIGIN = "test.example/log"

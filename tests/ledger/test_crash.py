@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from hub.audit import verify_ledger
-from hub.db import Database
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import decode_bundle, read_head
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
+from hub.store.db import Database
 from tests.ledger.appender import IndexedEntries, crash_entry, hub_ledger_verify
 
 ORIGIN = "test.example/log"

@@ -1,25 +1,33 @@
-"""Integration in a child process (hub.sqlite_integrator): order, failure and recovery."""
+"""Integration in a child process (hub.store.sqlite_integrator): order, failure and recovery."""
 
 import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from hub.audit import verify_ledger
-from hub.db import Database, migrate
 from hub.errors import IntegratorGone
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import read_head, read_leaf_data
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
-from hub.sqlite_integrator import SqliteIntegrator
-from tests.ledger.appender import KillsItsStager, PortableEntries, crash_entry
+from hub.services import ledger_integrator
+from hub.store.db import Database, migrate
+from hub.store.sqlite_integrator import SqliteIntegrator
+from tests.ledger.appender import (
+    KillsItsStager,
+    KillsItsStagerOnCue,
+    PortableEntries,
+    crash_entry,
+)
 from tests.pids import exited_within
 
 ORIGIN = "test.example/log"
@@ -27,15 +35,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BATCH = 500
 
 
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Database, Sequencer, SqliteIntegrator]]:
+@asynccontextmanager
+async def _ledger(tmp_path: Path) -> AsyncIterator[tuple[Database, Sequencer, SqliteIntegrator]]:
     url = f"sqlite://{tmp_path}/hub.db"
     key = tmp_path / "log.key"
     create_log_key(key, ORIGIN)
     await migrate(url)
     db = Database(url)
     await db.open()
-    integrator = SqliteIntegrator(tmp_path / "hub.db", key, ORIGIN)
+    integrator = ledger_integrator(tmp_path / "hub.db", key, ORIGIN)
     sequencer = Sequencer(db, load_log_signer(key), ORIGIN, integrator=integrator)
     await sequencer.ensure_head()
     try:
@@ -43,6 +51,12 @@ async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Database, Sequencer, Sql
     finally:
         await integrator.close()
         await db.close()
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Database, Sequencer, SqliteIntegrator]]:
+    async with _ledger(tmp_path) as parts:
+        yield parts
 
 
 def _entries(name: str, count: int) -> list[bytes]:
@@ -109,6 +123,38 @@ async def test_a_child_killed_inside_a_group_fails_only_that_group(
     # Nothing of the killed group was written: the next one starts where `before` ended.
     assert after.first_index == 2 and head.size == 3
     assert await read_leaf_data(db, 2) == b"after/0"
+
+
+# `hub serve` runs on uvloop, whose socket calls refuse a closed socket with ValueError
+# where asyncio's raise OSError: the second group met one.
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop])
+def test_a_child_killed_with_two_groups_in_hand_fails_both_as_gone(
+    tmp_path: Path, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    async def scenario() -> None:
+        async with _ledger(tmp_path) as (db, sequencer, integrator):
+            await _started_child(sequencer, integrator)
+            # Both groups are handed over before either is answered; the child dies on
+            # the first, so the second was in its hands too: each caller must hear
+            # "submit again", and the next submission finds a new child.
+            cue = tmp_path / "cue"
+            os.mkfifo(cue)
+            doomed = KillsItsStagerOnCue(_entries("doomed", 2), cue)
+            behind = PortableEntries(_entries("behind", 3))
+            first = asyncio.create_task(integrator.integrate([doomed]))
+            second = asyncio.create_task(integrator.integrate([behind]))
+            await asyncio.sleep(0)  # one turn: each task sends its group, then waits
+            await asyncio.to_thread(cue.write_bytes, b"!")  # opens once the child listens
+            outcomes = await asyncio.gather(first, second, return_exceptions=True)
+            assert [type(o) for o in outcomes] == [IntegratorGone, IntegratorGone], outcomes
+            assert all("submit again" in str(o) for o in outcomes)
+            again = PortableEntries(_entries("again", 1))
+            head = await sequencer.submit(again)
+            assert again.first_index == 1 and head.size == 2
+            assert await read_leaf_data(db, 1) == b"again/0"
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(scenario())
 
 
 async def test_a_child_gone_between_groups_is_replaced_without_failing_one(

@@ -1,3 +1,5 @@
+"""C2SP signed notes and keys, checked against keys and notes made by the Go tools."""
+
 import base64
 import hashlib
 from collections.abc import Callable

@@ -1,3 +1,5 @@
+"""Receipts (C2SP tlog-proof@v1): layout, round trips and every tampering refused."""
+
 import base64
 from collections.abc import Callable
 

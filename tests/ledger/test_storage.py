@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from hub.db import Database, Sql
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.note import Signer, generate_signer_key, parse_signer_key
 from hub.ledger.sequencer import Sequencer, Staged
@@ -20,6 +19,7 @@ from hub.ledger.tree import (
     verify_consistency,
     verify_inclusion,
 )
+from hub.store.db import Database, Sql
 from tests.ledger.appender import Entries
 
 ORIGIN = "test.example/log"

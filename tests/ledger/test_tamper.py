@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from hub.audit import verify_ledger
-from hub.db import Database
 from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
 from hub.documents.service import CREATED, DocumentInput, DocumentService
 from hub.errors import LedgerCorrupt
@@ -18,6 +17,7 @@ from hub.ledger.note import Verifier
 from hub.ledger.sequencer import Sequencer
 from hub.ledger.storage import BUNDLE_SIZE
 from hub.ledger.tiles import tile_key
+from hub.store.db import Database
 from tests.ledger.appender import hub_ledger_verify
 
 ORIGIN = "test.example/log"

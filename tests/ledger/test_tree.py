@@ -1,3 +1,5 @@
+"""RFC 9162 tree math: hashes, roots, inclusion and consistency proofs, against peers."""
+
 import hashlib
 from collections.abc import Sequence
 

@@ -1,0 +1,1 @@
+"""Tests of the GraphQL layer, through the real app."""

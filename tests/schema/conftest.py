@@ -68,10 +68,16 @@ def code_of(result: dict[str, Any]) -> str | None:
 
 
 async def start_hub(database_url: str, tmp_path: Path, env: str = "dev") -> Hub:
+    """A hub on `database_url` (migrated first), integrating inline: no child process."""
     key = tmp_path / "log.key"
     create_log_key(key, ORIGIN)
     settings = Settings(
-        database_url=database_url, data_dir=tmp_path, log_key_file=key, origin=ORIGIN, env=env
+        database_url=database_url,
+        data_dir=tmp_path,
+        log_key_file=key,
+        origin=ORIGIN,
+        env=env,
+        sqlite_integrator="inline",
     )
     return await Hub.start(settings)
 
@@ -83,8 +89,8 @@ def issuer_for(hub: Hub) -> TokenIssuer:
 
 
 @pytest.fixture
-async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
-    hub = await start_hub(database_url, tmp_path)
+async def world(migrated_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    hub = await start_hub(migrated_url, tmp_path)
     clock = Clock()
     hub.extras["graphql.guards"] = Guards(
         RateLimiter(1e6, 1e6, clock=clock), GuessLimiter(clock=clock)

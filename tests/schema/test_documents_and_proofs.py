@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from strawberry.dataloader import DataLoader
 
-from hub.db import Sql
 from hub.documents.demo_data import demo_invoices
 from hub.documents.service import DocumentInput
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.receipt import verify_receipt
 from hub.ledger.storage import TileReader
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion
+from hub.store.db import Sql
 from schema.app import build_schema
 from schema.context import Context
 from schema.executor import HubExecutionContext

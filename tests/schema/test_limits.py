@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hub.access.ratelimit import GuessLimiter, RateLimiter
 from hub.app import create_app
 from hub.auth.tokens import TokenIssuer, TokenSettings
-from hub.db import Sql
 from hub.documents.demo_data import demo_invoices
 from hub.ledger.storage import read_checkpoint
+from hub.store.db import Sql
 from schema.context import Guards
 from schema.limits import MAX_ALIASES, MAX_BATCH, MAX_REQUEST_BYTES
 from tests.schema.conftest import HOSP_A, World, code_of, doc_id, start_hub

@@ -1,0 +1,1 @@
+"""Tests of the patient verify page, in a real browser against a real server."""

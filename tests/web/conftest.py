@@ -1,4 +1,4 @@
-"""A real hub server (`hub serve --demo` on a free port) and Debian's Chromium via Playwright.
+"""A real hub server (`hub serve --demo` on port 0) and Debian's Chromium via Playwright.
 
 Browser tests skip locally with a reason when Playwright or Chromium is missing, and fail
 when CI=true: CI installs both, so a missing one there is a broken setup, not a skip.
@@ -6,10 +6,7 @@ when CI=true: CI installs both, so a missing one there is a broken setup, not a 
 
 import os
 import secrets
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,7 @@ from hub.demo import AGENCIES
 from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
 from hub.keys import load_log_signer
 from hub.ledger.note import Signer
+from tests.serving import ServerProcess
 
 IN_CI = os.environ.get("CI") == "true"
 CHROMIUM = Path(os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -118,33 +116,9 @@ class LiveHub:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        try:  # doubles as the poll interval, and notices a server that died
-            proc.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            continue
-        pytest.fail(f"hub serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-    pytest.fail(f"hub serve not ready after {STARTUP_TIMEOUT} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     data = tmp_path_factory.mktemp("hub")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "HUB_DATA_DIR": str(data),
@@ -153,25 +127,9 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
     }
     for name in ("HUB_LOG_KEY_FILE", "HUB_JWT_KEY_FILE", "HUB_JWKS_URL", "HUB_ORIGIN"):
         env.pop(name, None)
-    log = data / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from hub.cli import main; raise SystemExit(main())",
-                "serve",
-                "--demo",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=data,
-        )
+    server = ServerProcess(env, "--demo", cwd=data)
     try:
-        _wait_ready(proc, url, log)
+        url = server.wait_ready(STARTUP_TIMEOUT)
         settings = Settings.from_env(env)
         first = demo_invoices(1, seed=0)[0]
         hospital = {h.bill_code: h.id for h in DEMO_HOSPITALS}[first["billCode"]]
@@ -183,12 +141,11 @@ def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
             signer=load_log_signer(settings.log_key_path),
         )
     finally:
-        proc.terminate()
+        server.terminate()
         try:
-            proc.wait(timeout=20)
+            server.wait(20)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            server.kill()
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.sql import Sql
-from hub.sqlite_writer import SqliteWriter
+from hub.store.sql import Sql
+from hub.store.sqlite_writer import SqliteWriter
 
 UPSERT = "INSERT INTO t (id, a) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET a = excluded.a"
 

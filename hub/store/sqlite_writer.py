@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hub.sql import Sql
+from hub.store.sql import Sql
 
 T = TypeVar("T")
 # SQLite's default bound-parameter limit since 3.32 is 32,766; stay well inside it.

@@ -6,12 +6,14 @@ validating the next requests, so under load the transaction spent more time wait
 the GIL than working, and every caller waits for the transaction. A child process has its
 own interpreter: the transaction runs at its own pace while the loop keeps its GIL.
 
-The child opens its own write connection and loads the log's signing key itself. Over a
-socket pair go the submissions, pickled into an anonymous memory file whose descriptor
+The child opens its own write connection and builds the work it runs for each group from
+a factory named by "module:function" (the ledger's is hub.services.integrating_work, which
+loads the log's signing key there): this module knows the database, not the ledger. Over
+a socket pair go the submissions, pickled into an anonymous memory file whose descriptor
 rides along (a group is ~1 MB: written to the socket it would have to go out in pieces,
-each waiting behind whole requests on a busy loop), and back, the checkpoint and what each
-submission's `stage` decided. The loop does the pickling and the socket I/O itself: helper
-threads would each have to win the GIL back from it, the cost this module exists to avoid.
+each waiting behind whole requests on a busy loop), and back, what the work answered.
+The loop does the pickling and the socket I/O itself: helper threads would each have to
+win the GIL back from it, the cost this module exists to avoid.
 
 Groups are pipelined (`depth`): the next one is handed over while the child still works on
 the one before, so the child never waits for the loop to notice an answer. The child takes
@@ -19,6 +21,7 @@ them in order, each its own transaction, so each sees the one before it committe
 """
 
 import asyncio
+import importlib
 import os
 import pickle
 import signal
@@ -26,15 +29,16 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hub.errors import IntegratorGone
-from hub.keys import load_log_signer
-from hub.ledger.note import Signer
-from hub.ledger.sequencer import GroupResult, Portable, append_group
-from hub.sql import Sql
-from hub.sqlite_writer import connect_writer, run_transaction
+from hub.store.sql import Sql
+from hub.store.sqlite_writer import connect_writer, run_transaction
+
+# What the child runs for each group, inside its transaction: (sql, submissions) -> answer.
+GroupWork = Callable[[Sql, Sequence[Any]], Awaitable[Any]]
 
 _HEADER = 8  # each message: its length as 8 big-endian bytes, then a pickle
 
@@ -77,19 +81,19 @@ def _receive_group(sock: socket.socket) -> bytes | None:
         os.close(fd)
 
 
-def _answer(connection: sqlite3.Connection, signer: Signer, origin: str, payload: bytes) -> bytes:
-    """Integrate one group; the pickled answer: (True, result) or (False, exception)."""
-
-    async def work(sql: Sql) -> GroupResult:
-        return await append_group(sql, signer, origin, submissions)
-
+def _answer(connection: sqlite3.Connection, work: GroupWork, payload: bytes) -> bytes:
+    """Run `work` over one group in a transaction; the pickled (True, answer) or
+    (False, exception)."""
     try:
         # A submission class this process cannot import (one defined in a script run as
         # __main__, say) fails its group, not the process.
-        submissions: Sequence[Portable] = pickle.loads(payload)
-        result = run_transaction(connection, work)
-        outcomes = [s.outcome() for s in submissions]
-        return pickle.dumps((True, (result, outcomes)), pickle.HIGHEST_PROTOCOL)
+        submissions: Sequence[Any] = pickle.loads(payload)
+
+        async def transaction(sql: Sql) -> Any:
+            return await work(sql, submissions)
+
+        answer = run_transaction(connection, transaction)
+        return pickle.dumps((True, answer), pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         try:
             return pickle.dumps((False, exc), pickle.HIGHEST_PROTOCOL)
@@ -98,17 +102,23 @@ def _answer(connection: sqlite3.Connection, signer: Signer, origin: str, payload
             return pickle.dumps((False, failure), pickle.HIGHEST_PROTOCOL)
 
 
-def _serve(sock: socket.socket, path: str, key_path: str, origin: str) -> None:
+def _work(factory: str, args: Sequence[str]) -> GroupWork:
+    module, _, name = factory.partition(":")
+    built: GroupWork = getattr(importlib.import_module(module), name)(*args)
+    return built
+
+
+def _serve(sock: socket.socket, path: str, factory: str, args: Sequence[str]) -> None:
     """The child: integrate each group that arrives until the parent closes its end."""
     # Ctrl-C reaches the whole process group: the parent shuts down and closes its end,
     # and the group in hand is finished first rather than broken off.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     connection = connect_writer(Path(path))
     try:
-        signer = load_log_signer(Path(key_path))
+        work = _work(factory, args)
         with sock:
             while (payload := _receive_group(sock)) is not None:
-                answer = _answer(connection, signer, origin, payload)
+                answer = _answer(connection, work, payload)
                 sock.sendall(len(answer).to_bytes(_HEADER, "big") + answer)
     except ConnectionError:
         pass  # the parent is gone: what was committed stays, its callers will resubmit
@@ -140,13 +150,17 @@ def _send_group(sock: socket.socket, data: bytes) -> None:
 
 
 class SqliteIntegrator:
-    """Runs `append_group` transactions in a child process (started lazily), in the order
-    they were handed over, up to `depth` of them handed over at once."""
+    """Runs each group's work in a transaction in a child process (started lazily), in
+    the order the groups were handed over, up to `depth` of them handed over at once.
+
+    `factory` ("module:function") is called in the child with `args`, once; what it
+    returns is the GroupWork run for every group.
+    """
 
     depth = 2
 
-    def __init__(self, path: Path, key_path: Path, origin: str) -> None:
-        self._args = (str(path), str(key_path), origin)
+    def __init__(self, path: Path, factory: str, *args: str) -> None:
+        self._args = (str(path), factory, *args)
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
         self._starting = asyncio.Lock()
@@ -158,7 +172,9 @@ class SqliteIntegrator:
         """The child's process id; None before the first group and after `close`."""
         return self._process.pid if self._process is not None else None
 
-    async def integrate(self, submissions: Sequence[Portable]) -> tuple[GroupResult, list[object]]:
+    async def integrate(self, submissions: Sequence[Any]) -> Any:
+        """The work's answer for ``submissions``, or its exception; IntegratorGone when
+        the child ended with the group in hand."""
         loop = asyncio.get_running_loop()
         async with self._starting:
             sock = await self._connected()
@@ -167,6 +183,11 @@ class SqliteIntegrator:
             _send_group(sock, data)
             # No await between sending and queueing for the answer: the order is kept.
             async with self._answers:
+                if sock.fileno() < 0:
+                    # A group before this one found the child gone and closed its socket:
+                    # this group was in the same child's hands. (uvloop would refuse the
+                    # closed socket with ValueError, not the OSError handled below.)
+                    raise ConnectionResetError("the integrator process ended with this group")
                 header = await _receive_async(loop, sock, _HEADER)
                 reply = await _receive_async(loop, sock, int.from_bytes(header, "big"))
         except OSError as exc:
@@ -182,7 +203,7 @@ class SqliteIntegrator:
         ok, value = pickle.loads(reply)
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     async def _connected(self) -> socket.socket:
         if self._process is not None and self._process.poll() is not None:
@@ -232,5 +253,5 @@ class SqliteIntegrator:
 
 
 if __name__ == "__main__":
-    _fd, _path, _key_path, _origin = sys.argv[1:]
-    _serve(socket.socket(fileno=int(_fd)), _path, _key_path, _origin)
+    _fd, _path, _factory, *_args = sys.argv[1:]
+    _serve(socket.socket(fileno=int(_fd)), _path, _factory, _args)

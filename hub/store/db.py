@@ -1,4 +1,4 @@
-"""Database connection: tortoise-orm for the models, a thin SQL layer (hub.sql) for the
+"""Database connection: tortoise-orm for the models, a thin SQL layer (hub.store.sql) for the
 hot paths, and on SQLite a writer thread of its own for write transactions."""
 
 import asyncio
@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tortoise import Tortoise, connections
 from tortoise.transactions import in_transaction
 
-from hub.sql import Sql, TortoiseSql
-from hub.sqlite_writer import SqliteWriter
+from hub.store.sql import Sql, TortoiseSql
+from hub.store.sqlite_writer import SqliteWriter
 
 __all__ = ["Database", "Sql", "migrate", "sqlite_path", "tortoise_config"]
 
@@ -99,7 +99,7 @@ class Database:
     async def write_transaction(self, work: Callable[[Sql], Awaitable[T]]) -> T:
         """`work(sql)` in one write transaction; its exception rolls it back.
 
-        On a SQLite file the whole of `work` runs on the writer thread (hub.sqlite_writer),
+        On a SQLite file the whole of `work` runs on the writer thread (hub.store.sqlite_writer),
         so it must await nothing but `sql`; elsewhere it runs in a tortoise transaction.
         """
         path = self.sqlite_file

@@ -1,0 +1,1 @@
+"""Tests of the README and docs/: links that resolve, examples that run."""
