@@ -6,15 +6,24 @@ whichever replica answers, and a restart keeps what the witnesses already signed
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from hub.ledger.cosignature import Cosignature
 from hub.ledger.policy import Policy
 from hub.ledger.storage import SignedHead, read_checkpoint
 from hub.store.db import Database, Sql
 
-if TYPE_CHECKING:
-    from hub.services import Hub
+
+class Witnessed(Protocol):
+    """What these reads need of a running hub (hub.services.Hub), named here so that the
+    witness package does not import the composition that imports it."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def policy(self) -> Policy | None: ...
+
 
 # How many of the newest sizes with enough cosignatures to look through for the quorum.
 SCAN_SIZES = 64
@@ -96,7 +105,7 @@ def rfc3339(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-async def policy_cosignatures(hub: "Hub", size: int) -> list[StoredCosignature]:
+async def policy_cosignatures(hub: Witnessed, size: int) -> list[StoredCosignature]:
     """The stored cosignatures on checkpoint ``size`` by the hub's policy's witnesses."""
     policy = hub.policy
     if policy is None:
@@ -105,14 +114,14 @@ async def policy_cosignatures(hub: "Hub", size: int) -> list[StoredCosignature]:
     return [c for c in await cosignatures_of(hub.db, size) if (c.witness, c.key_id) in known]
 
 
-async def meets_quorum(hub: "Hub", size: int) -> bool:
+async def meets_quorum(hub: Witnessed, size: int) -> bool:
     policy = hub.policy
     if policy is None:
         return False
     return policy.quorum_met(_members(policy, await policy_cosignatures(hub, size)))
 
 
-async def cosigned_note(hub: "Hub", head: SignedHead) -> str:
+async def cosigned_note(hub: Witnessed, head: SignedHead) -> str:
     """``head``'s note with its stored cosignature lines (as is without a policy)."""
     if hub.policy is None:
         return head.note

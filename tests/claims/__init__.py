@@ -1,0 +1,1 @@
+"""Reimbursement claims: booking, release, disputes and who sees them (issue 16)."""

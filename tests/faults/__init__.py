@@ -1,0 +1,1 @@
+"""Real faults under a running hub: a stopped PostgreSQL, a full disk."""

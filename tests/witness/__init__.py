@@ -1,0 +1,1 @@
+"""Witnesses: cosignatures, policies, the witness server, the hub side and the monitor."""
