@@ -110,4 +110,4 @@ def test_an_operator_registers_a_type_from_a_file(env: dict[str, str], tmp_path:
         )
     )
     verified = run(env, "ledger", "verify")
-    assert verified.returncode == 0 and "access/grant/type rows" in verified.stdout
+    assert verified.returncode == 0 and "access/grant/type/claim rows verified" in verified.stdout

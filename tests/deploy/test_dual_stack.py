@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.server import START_TIMEOUT, Deployment
+from tests.deploy.server import Deployment
+from tests.serving import START_TIMEOUT
 
 _LISTENING = re.compile(r"Uvicorn running on http://\[::\]:([0-9]+)")
 
