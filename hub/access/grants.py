@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.documents.canonical import grant_leaf_data, is_date, is_timestamp
 from hub.documents.registry import registry_for
+from hub.documents.store import fetch
 from hub.documents.types import TYPE_NAME
 from hub.errors import BadInput, Conflict, NotFound
 from hub.ledger.sequencer import Staged
@@ -92,11 +93,12 @@ def _row(row: Sequence[Any]) -> Grant:
 
 
 async def list_grants(db: Database | Sql, agency: str | None = None) -> list[Grant]:
-    sql = db.sql if isinstance(db, Database) else db
     query, params = f"SELECT {_COLUMNS} FROM grants", []
     if agency is not None:
         query, params = query + " WHERE agency = ?", [agency]
-    rows = await sql.fetch(query + " ORDER BY created_at, id", params)
+    query += " ORDER BY created_at, id"
+    # Every agency request reads its grants: off the writer's connection (store.fetch).
+    rows = await (fetch(db, query, params) if isinstance(db, Database) else db.fetch(query, params))
     return [_row(r) for r in rows]
 
 

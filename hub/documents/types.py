@@ -94,7 +94,7 @@ class DocumentType:
     digest: bytes  # SHA-256 of `canonical`, in the type's leaf
     leaf_index: int | None = None
     # Compiled once per type version: jsonschema-rs decides (a few µs a body, where the
-    # pure-Python validator took ~250 µs: bench/types.py); jsonschema explains a refusal.
+    # pure-Python validator took ~250 µs: bench/document_types.py); jsonschema explains a refusal.
     validator: Any = field(default=None, repr=False)
 
     @cached_property

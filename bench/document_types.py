@@ -1,7 +1,7 @@
 """Ingest by document type over GraphQL: medical invoices against a schema-only type.
 
-    .venv/bin/python bench/types.py                       # invoice vs fiscal_receipt, here
-    .venv/bin/python bench/types.py --base ../main        # and invoices on another tree (A/B)
+    .venv/bin/python bench/document_types.py                 # invoice vs fiscal_receipt, here
+    .venv/bin/python bench/document_types.py --base ../main  # and invoices on another tree
 
 One `hub serve` (one worker, rate limit off) on a fresh SQLite database per run; four
 concurrent clients post batches of 100 documents for `--seconds`; each batch is answered
@@ -128,7 +128,7 @@ def run_once(tree: Path, kind: str, seconds: float) -> float:
                 if server.poll() is not None:
                     raise RuntimeError("hub serve exited before it was ready") from None
                 time.sleep(0.05)
-        payloads = _payloads(kind, int(seconds * 100) + 50)
+        payloads = _payloads(kind, int(seconds * 250) + 50)
         return asyncio.run(_load(url, token, payloads, seconds))
     finally:
         server.terminate()
