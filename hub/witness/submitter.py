@@ -26,6 +26,11 @@ log = logging.getLogger("hub.witness")
 TIMEOUT = 5.0
 BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 5.0
+# At most this often per witness: under full ingest the log signs a checkpoint every few
+# milliseconds, and offering each one (a consistency proof, the witness's verification
+# and fsync, a cosignature row) costs the hub's CPU and its writer more than the quorum
+# gains; the newest checkpoint is what is offered after the pause.
+OFFER_INTERVAL = 0.25
 # Other hub processes sign checkpoints this one never hears of: look for them this often.
 REFRESH_SECONDS = 2.0
 SIZE_TYPE = "text/x.tlog.size"
@@ -117,6 +122,7 @@ class Witnessing:
                     continue
                 await self._offer(link, head)
                 link.consecutive = 0
+                await asyncio.sleep(OFFER_INTERVAL)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a witness down or refusing: back off, try again
