@@ -54,7 +54,7 @@ def test_relative_links_resolve_inside_the_repository(page: Path) -> None:
 @pytest.mark.parametrize("page", PAGES, ids=_page_id)
 def test_nothing_points_beside_the_repository(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
-    for beside in ("../shared", "shared/DESIGN", "shared/vectors"):
+    for beside in ("shared/DESIGN", "shared/vectors"):  # a climb out is caught below
         assert beside not in text, f"{_page_id(page)} mentions {beside}"
     # Nor does a path in the prose (a link or not) climb out of the repository.
     for word in prose(text).split():
