@@ -22,7 +22,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.graphql import _lua, start_server, stop_server
+from bench.graphql import WRK_REPORT, _lua, start_server, stop_server
 from bench.measure import progress
 
 RESULT_MARK = "CLAIMS-RESULT "
@@ -106,7 +106,8 @@ async def build(settings: Any, invoices: int) -> World:
     )
 
 
-_WRK_SCRIPT = """
+_WRK_SCRIPT = (
+    """
 local tokens = {%(tokens)s}
 local ids = {%(ids)s}
 local query = %(query)s
@@ -125,20 +126,9 @@ request = function()
   local r = requests[math.random(#requests)]
   return wrk.format("POST", "/graphql", r[1], r[2])
 end
-response = function(status, hdrs, body)
-  if status ~= 200 or string.find(body, '"errors"', 1, true) then bad = bad + 1 end
-end
-local threads = {}
-setup = function(thread) table.insert(threads, thread) end
-done = function(summary, latency, requests)
-  local errors = 0
-  for _, t in ipairs(threads) do errors = errors + t:get("bad") end
-  local e = summary.errors
-  errors = errors + e.connect + e.read + e.write + e.status + e.timeout
-  io.write(string.format("WRK %%d %%d %%d %%.1f %%.1f\\n", summary.requests, errors,
-    summary.duration, latency:percentile(50), latency:percentile(99)))
-end
 """
+    + WRK_REPORT
+)
 
 
 def load_wrk(world: World, workdir: Path, plan: Plan) -> dict[str, Any]:

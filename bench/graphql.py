@@ -107,21 +107,9 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 # ---------------------------------------------------------------------------- load
 
 
-_WRK_SCRIPT = """
-local token = %(token)s
-local ids = {%(ids)s}
-local query = %(query)s
-local bodies = {}
-for i, id in ipairs(ids) do
-  bodies[i] = '{"query":"' .. query .. '","variables":{"id":"' .. id .. '"}}'
-end
-local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
-bad = 0
-math.randomseed(9162)
-request = function()
-  return wrk.format("POST", "/graphql", headers, bodies[math.random(#bodies)])
-end
-response = function(status, hdrs, body)
+# What every wrk script of the benches ends with: a response that is not a 200 without
+# errors counts as bad, and the summary is one line starting "WRK " that the bench parses.
+WRK_REPORT = """response = function(status, hdrs, body)
   if status ~= 200 or string.find(body, '"errors"', 1, true) then bad = bad + 1 end
 end
 local threads = {}
@@ -135,6 +123,25 @@ done = function(summary, latency, requests)
     summary.duration, latency:percentile(50), latency:percentile(99)))
 end
 """
+
+_WRK_SCRIPT = (
+    """
+local token = %(token)s
+local ids = {%(ids)s}
+local query = %(query)s
+local bodies = {}
+for i, id in ipairs(ids) do
+  bodies[i] = '{"query":"' .. query .. '","variables":{"id":"' .. id .. '"}}'
+end
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
+bad = 0
+math.randomseed(9162)
+request = function()
+  return wrk.format("POST", "/graphql", headers, bodies[math.random(#bodies)])
+end
+"""
+    + WRK_REPORT
+)
 
 
 def _lua(text: str) -> str:
