@@ -122,6 +122,24 @@ async def claim_by_id(db: Database, claim_id: str, agency: str) -> ClaimRecord |
     return record_of(rows[0]) if rows else None
 
 
+def _seen_by(
+    agency: str | None, where: tuple[str, list[Any]] | None
+) -> tuple[str, list[str], list[Any]]:
+    """The join, conditions and parameters that keep the claims ``agency`` made, or those
+    on the documents ``where`` selects (a clause on the document, alias ``d``)."""
+    parts: list[str] = []
+    params: list[Any] = []
+    join = ""
+    if where is not None:
+        join = " JOIN documents d ON d.id = c.document_id"
+        parts.append(where[0])
+        params.extend(where[1])
+    if agency is not None:
+        parts.append("c.agency = ?")
+        params.append(agency)
+    return join, parts, params
+
+
 async def list_claims(
     db: Database,
     *,
@@ -133,16 +151,7 @@ async def list_claims(
 ) -> list[ClaimRecord]:
     """Claims, oldest first: of ``agency``, or on the documents ``where`` selects (a
     clause on the document, alias ``d``)."""
-    parts: list[str] = []
-    params: list[Any] = []
-    join = ""
-    if where is not None:
-        join = " JOIN documents d ON d.id = c.document_id"
-        parts.append(where[0])
-        params.extend(where[1])
-    if agency is not None:
-        parts.append("c.agency = ?")
-        params.append(agency)
+    join, parts, params = _seen_by(agency, where)
     if doc_id is not None:
         parts.append("c.doc_id = ?")
         params.append(doc_id)
@@ -175,16 +184,7 @@ async def claim_events(
     """What happened to the claims ``agency`` (or ``where``) sees by the leaves with index
     in (``after``, ``upto``), in ledger order. A reversal disputes each claim active when
     it was anchored."""
-    parts: list[str] = []
-    params: list[Any] = []
-    join = ""
-    if where is not None:
-        join = " JOIN documents d ON d.id = c.document_id"
-        parts.append(where[0])
-        params.extend(where[1])
-    if agency is not None:
-        parts.append("c.agency = ?")
-        params.append(agency)
+    join, parts, params = _seen_by(agency, where)
     scope = "".join(f" AND {p}" for p in parts)
     booked = await fetch(
         db,
