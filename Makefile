@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/hub serve --demo
 
+# Two workers: the tests wait on child processes, sockets and databases more than on the
+# CPU. `--dist load` hands tests out in collection order, so each worker still runs the
+# browser tests last (tests/conftest.py). TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist load
 
 SOURCES := $(wildcard hub schema adapters common tests bench)
 
