@@ -26,8 +26,8 @@ import orjson
 from adapters.hub_client import (
     MAX_BATCH,
     HubAuthError,
+    HubCallError,
     HubClient,
-    HubError,
     HubProtocolError,
     HubRequestError,
     HubUnavailable,
@@ -64,7 +64,7 @@ class Round:
     sent: int = 0
     delivered: int = 0
     rejected: int = 0
-    error: HubError | None = None
+    error: HubCallError | None = None
 
     @property
     def idle(self) -> bool:
@@ -168,7 +168,7 @@ class Delivery:
                     )
         except HubRequestError as error:
             return await self._refused_whole(batch, error)
-        except HubError as error:
+        except HubCallError as error:
             return await self._failed(len(batch), error)
         delivered = [
             (item.seq, result.status, result.leaf_index)
@@ -225,7 +225,7 @@ class Delivery:
         log.warning("hub refused outbox item %d on its own: %s", item.seq, error)
         return Round(sent=1, rejected=1)
 
-    async def _failed(self, size: int, error: HubError) -> Round:
+    async def _failed(self, size: int, error: HubCallError) -> Round:
         self._failures += 1
         kind = {
             HubUnavailable: "unavailable",
@@ -253,7 +253,7 @@ class Delivery:
         await self._record(kind, str(error))
         return Round(error=error)
 
-    def _delay(self, error: HubError) -> float:
+    def _delay(self, error: HubCallError) -> float:
         delay = self.backoff.delay(self._failures, self._rng)
         if isinstance(error, HubUnavailable) and error.retry_after is not None:
             delay = max(delay, min(error.retry_after, self.backoff.cap))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from hub.errors import HubError
+
 __all__ = ["AdapterError", "MappingError"]
 
 
-class AdapterError(Exception):
+class AdapterError(HubError):
     """An adapter could not do its job; the message says why, without personal values."""
 
 

@@ -29,8 +29,8 @@ __all__ = [
     "MAX_BATCH",
     "SUBMIT_DOCUMENTS",
     "HubAuthError",
+    "HubCallError",
     "HubClient",
-    "HubError",
     "HubProtocolError",
     "HubRequestError",
     "HubUnavailable",
@@ -58,7 +58,7 @@ _STATUSES = frozenset({"CREATED", "DUPLICATE", "REJECTED"})
 _MAX_MESSAGE = 500
 
 
-class HubError(AdapterError):
+class HubCallError(AdapterError):
     """The hub did not take a batch. ``code`` is the GraphQL or HTTP reason."""
 
     def __init__(self, message: str, *, code: str = "") -> None:
@@ -66,7 +66,7 @@ class HubError(AdapterError):
         self.code = code
 
 
-class HubUnavailable(HubError):
+class HubUnavailable(HubCallError):
     """Retry later; ``retry_after`` is the hub's hint in seconds, if it gave one."""
 
     def __init__(self, message: str, *, code: str = "", retry_after: float | None = None):
@@ -74,15 +74,15 @@ class HubUnavailable(HubError):
         self.retry_after = retry_after
 
 
-class HubAuthError(HubError):
+class HubAuthError(HubCallError):
     """The hub refused the token."""
 
 
-class HubRequestError(HubError):
+class HubRequestError(HubCallError):
     """The hub refused the request as a whole."""
 
 
-class HubProtocolError(HubError):
+class HubProtocolError(HubCallError):
     """The hub's answer is not what the contract promises."""
 
 
@@ -189,7 +189,7 @@ class HubClient:
         await self._http.aclose()
 
     async def submit_documents(self, documents: Sequence[Mapping[str, Any]]) -> list[SubmitResult]:
-        """One result per document, in order. Raises a HubError subclass otherwise."""
+        """One result per document, in order. Raises a HubCallError subclass otherwise."""
         if not documents:
             return []
         if len(documents) > MAX_BATCH:

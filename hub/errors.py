@@ -1,7 +1,50 @@
-"""The hub's exception hierarchy: every error a caller may see derives from `HubError`.
+"""The project's one exception tree: every error a caller may see derives from `HubError`.
 
-`code` is the GraphQL `extensions.code` (DESIGN.md, "Errors"); messages are written for a
-person to act on and never carry secrets or patient data.
+`code` is the reason in the vocabulary of whoever receives the error: DESIGN.md's GraphQL
+`extensions.code` ("Errors") for what the gateway answers, the witness protocol's or the
+CLI's own word for what only they see, a FHIR issue type or an HL7 table 0357 code for
+the adapters' refusals. Messages are written for a person to act on and never carry
+secrets or patient data. This module imports nothing, so the pure ledger core and the
+adapters may raise under the same root.
+
+    HubError                                   hub.errors
+    ├── BadInput                               hub.errors
+    │   ├── BadDocument                        hub.documents.errors
+    │   ├── BadRequest                         schema.http
+    │   ├── NoteError                          hub.ledger.note
+    │   │   ├── CosignatureError               hub.ledger.cosignature
+    │   │   └── PolicyError                    hub.ledger.policy
+    │   ├── ProofError                         hub.ledger.tree
+    │   └── ReceiptError                       hub.ledger.receipt
+    ├── Conflict                               hub.errors
+    ├── BadSignature                           hub.errors
+    ├── NotFound                               hub.errors
+    ├── Unauthenticated                        hub.errors
+    ├── Forbidden                              hub.errors
+    ├── RateLimited                            hub.errors
+    ├── Unavailable                            hub.errors
+    ├── ConfigError                            hub.errors
+    │   └── JwksError                          hub.auth.jwks
+    ├── IntegratorGone                         hub.errors
+    ├── LedgerCorrupt                          hub.errors
+    ├── NotWitnessed                           hub.witness.verify
+    ├── CheckpointRefused                      hub.witness.server
+    ├── WitnessFailed                          hub.witness.submitter
+    ├── Misbehaviour                           hub.witness.monitor
+    └── AdapterError                           adapters.errors
+        ├── MappingError                       adapters.errors
+        ├── Hl7Error                           adapters.hl7v2.errors
+        ├── SigningKeyError                    adapters.signing
+        └── HubCallError                       adapters.hub_client
+            ├── HubUnavailable                 adapters.hub_client
+            ├── HubAuthError                   adapters.hub_client
+            ├── HubRequestError                adapters.hub_client
+            └── HubProtocolError               adapters.hub_client
+
+Errors that also are a standard one keep it as a second base (`BadDocument` and the
+ledger's parse errors are `ValueError`s), so code written against the standard type still
+catches them. tests/test_layout.py holds every exception class of the project to this
+drawing.
 """
 
 

@@ -27,12 +27,12 @@ from hub.access.ratelimit import GuessLimiter, request_limiter
 from hub.auth.jwks import JwksCache
 from hub.auth.principal import Principal
 from hub.auth.tokens import (
-    AuthError,
     TokenSettings,
     TokenVerifier,
     kid_for,
     load_or_create_jwt_key,
 )
+from hub.errors import Unauthenticated
 from hub.services import Hub
 from schema.context import Context, Guards
 from schema.executor import HubExecutionContext
@@ -168,20 +168,20 @@ def guards(hub: Hub) -> Guards:
 async def request_context(hub: Hub, authorization: str | None, client: str) -> Context:
     """The context of one request: who is asking, from its Authorization header."""
     principal: Principal | None = None
-    error: AuthError | None = None
+    error: Unauthenticated | None = None
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            error = AuthError("use an Authorization: Bearer <token> header")
+            error = Unauthenticated("use an Authorization: Bearer <token> header")
         else:
             try:
                 principal = await verified_tokens(hub).verify(token.strip())
-            except AuthError as exc:
+            except Unauthenticated as exc:
                 error = exc
     return Context(hub, principal, error, client, guards(hub))
 
 
-class NestedTooDeeply(json.JSONDecodeError):
+class _NestedTooDeeply(json.JSONDecodeError):
     """JSON nested deeper than the parser's recursion allows: refused like any bad JSON."""
 
     def __init__(self) -> None:
@@ -298,14 +298,14 @@ class HubGraphQL(GraphQL[Context, None]):
         try:
             return json.loads(data)
         except RecursionError:
-            raise NestedTooDeeply from None
+            raise _NestedTooDeeply from None
 
     def parse_json(self, data: str | bytes) -> dict[str, Any] | list[Any]:
         # Each refusal says what is wrong; strawberry's own parsing fails with a 500 on a
         # body that is a JSON string or number, or nested past the parser's stack.
         try:
             parsed = self.decode_json(data)
-        except NestedTooDeeply:
+        except _NestedTooDeeply:
             raise HTTPException(400, "the JSON is nested too deeply") from None
         except json.JSONDecodeError:
             raise HTTPException(400, "the request body is not valid JSON") from None

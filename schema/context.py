@@ -13,7 +13,7 @@ from hub.access.ratelimit import GuessLimiter, RateLimiter, Unlimited
 from hub.access.reads import signed_head
 from hub.access.visibility import Scope, scope_for
 from hub.auth.principal import Principal
-from hub.auth.tokens import AuthError
+from hub.errors import Unauthenticated
 from hub.institutions import InstitutionRecord
 from hub.ledger.storage import SignedHead
 from hub.services import Hub
@@ -35,7 +35,7 @@ class Guards:
 class Context:
     hub: Hub
     principal: Principal | None
-    auth_error: AuthError | None
+    auth_error: Unauthenticated | None
     client: str
     guards: Guards
     # Looked up when called, so a test can move the clock (tokens expire, grants end).
@@ -73,7 +73,7 @@ class Context:
         would stay old, a second read of a body would anchor no access leaf, and a token
         that expired since the connection opened would still hold."""
         if self.principal is not None and self.principal.expired(self.now()):
-            self.principal, self.auth_error = None, AuthError("token has expired")
+            self.principal, self.auth_error = None, Unauthenticated("token has expired")
         self._scope = None
         self.grants = None
         self._head = None

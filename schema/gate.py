@@ -47,7 +47,6 @@ from graphql.utilities import get_operation_ast
 from graphql.validation import ASTValidationRule
 from strawberry.schema.schema import MaybeNullValidationRule, OneOfInputValidationRule
 
-from hub.auth.tokens import AuthError
 from hub.errors import BadInput, HubError, Unauthenticated
 from schema.context import Context
 from schema.limits import (
@@ -113,7 +112,7 @@ def validate_document(
     return validate(schema, document, every, max_errors=MAX_VALIDATION_ERRORS)
 
 
-def refusal_of(error: HubError | AuthError) -> GraphQLError:
+def refusal_of(error: HubError) -> GraphQLError:
     return GraphQLError(error.message, original_error=error, extensions={"code": error.code})
 
 

@@ -25,6 +25,7 @@ from graphql import GraphQLError, execute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
+from hub.errors import BadInput
 from hub.metrics import PARSED_REQUEST_KEY
 from hub.services import Hub
 from schema.context import Context
@@ -41,12 +42,12 @@ ContextFactory = Callable[[Hub, str | None, str], Awaitable[Context]]
 _REFUSAL_STATUS: Final = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "RATE_LIMITED": 429}
 
 
-class BadRequest(Exception):
+class BadRequest(BadInput):
     """A request that is not a GraphQL request at all: answered with ``status``."""
 
     def __init__(self, message: str, status: int = 400, allow: str | None = None) -> None:
         super().__init__(message)
-        self.message, self.status, self.allow = message, status, allow
+        self.status, self.allow = status, allow
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from strawberry.extensions.max_aliases import create_validator as alias_validato
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import StreamExecutionResult
 
-from hub.auth.tokens import AuthError
 from hub.errors import HubError, RateLimited, Unavailable
 from schema.messages import without_suggestions, without_values
 
@@ -98,11 +97,7 @@ def batch_size(document: DocumentNode, variables: dict[str, Any] | None) -> int:
 def is_unexpected(error: GraphQLError) -> bool:
     """An exception from a resolver that is not one of the hub's own answers."""
     original = error.original_error
-    return (
-        original is not None
-        and error.path is not None
-        and not isinstance(original, HubError | AuthError)
-    )
+    return original is not None and error.path is not None and not isinstance(original, HubError)
 
 
 def shape_error(error: GraphQLError, prod: bool = False) -> GraphQLError:
@@ -110,7 +105,7 @@ def shape_error(error: GraphQLError, prod: bool = False) -> GraphQLError:
     request's message never quotes an input value, and in prod suggests no schema names."""
     original = error.original_error
     extensions: dict[str, Any]
-    if isinstance(original, HubError | AuthError):
+    if isinstance(original, HubError):
         extensions = {"code": original.code}
         message = original.message
         if isinstance(original, RateLimited | Unavailable) and original.retry_after is not None:

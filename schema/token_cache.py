@@ -51,7 +51,7 @@ class VerifiedTokens:
             if now < hit[1]:
                 return hit[0]
             del self._seen[key]
-        principal = await self.verifier.verify(token)  # AuthError: not remembered
+        principal = await self.verifier.verify(token)  # Unauthenticated: not remembered
         self._seen[key] = (principal, min(now + self.ttl, _expiry(token)))
         while len(self._seen) > self.size:
             self._seen.popitem(last=False)

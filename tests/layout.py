@@ -9,9 +9,12 @@ Rules (a violation is `(rule, module, what)`):
   layer asks the hub's services, it does not query tables.
 - `adapters-internals`: an adapters module imports a hub module other than the public
   document models in ADAPTER_MAY_IMPORT (the canonical JSON, the invoice model and its
-  error); everything else it needs of the hub goes over HTTP/GraphQL.
+  error) and the exception tree; everything else it needs of the hub goes over
+  HTTP/GraphQL.
 - `ledger-core-impure`: a module of the pure ledger core (LEDGER_CORE) imports anything
-  of the project outside that core.
+  of the project outside that core but the exception tree.
+- `errors-import`: the exception tree (ERRORS) imports anything at all: it is the one
+  module every layer may import, so it must stand on nothing.
 - `ledger-knows-documents`: a hub.ledger module names a table that is not the ledger's
   own in SQL text.
 - `hub-cycle`: the hub's subpackages and top-level modules (`hub.ledger`, `hub.access`,
@@ -30,8 +33,9 @@ from pathlib import Path
 
 PACKAGES = ("hub", "schema", "adapters")
 COMPOSITION_ROOT = "hub.app"
+ERRORS = "hub.errors"
 ADAPTER_MAY_IMPORT = frozenset(
-    {"hub.documents.canonical", "hub.documents.invoice", "hub.documents.errors"}
+    {"hub.documents.canonical", "hub.documents.invoice", "hub.documents.errors", ERRORS}
 )
 # Tree and tile math, the tlog-tiles layout and the C2SP formats: no I/O, no storage.
 LEDGER_CORE = frozenset(
@@ -148,8 +152,10 @@ def check(
                     found.append(("adapters-internals", name, target))
         if name in LEDGER_CORE:
             for target in sorted(targets):
-                if target not in LEDGER_CORE:
+                if target not in LEDGER_CORE and target != ERRORS:
                     found.append(("ledger-core-impure", name, target))
+        if name == ERRORS:
+            found += [("errors-import", name, target) for target in sorted(module.imports)]
         if name.startswith("hub.ledger."):
             for table in sorted(_foreign_tables(module.strings)):
                 found.append(("ledger-knows-documents", name, f"table {table}"))

@@ -64,6 +64,7 @@ def test_the_checker_catches_each_kind_of_violation(tmp_path: Path) -> None:
         {
             "hub/__init__.py": "",
             "hub/app.py": "import schema.api\n",  # the composition root: allowed
+            "hub/errors.py": "import hub.services\n",
             "hub/store/__init__.py": "",
             "hub/store/db.py": "",
             "hub/services.py": "from hub.access import grants\n",
@@ -97,6 +98,7 @@ def test_the_checker_catches_each_kind_of_violation(tmp_path: Path) -> None:
         ("schema-storage", "schema.api", "hub.store.db"),
         ("schema-storage", "schema.loaders", "SQL text"),
         ("adapters-internals", "adapters.client", "hub.services"),
+        ("errors-import", "hub.errors", "hub.services"),
         cycle,
     }
     # An exempt import opens that cycle and only that one.
@@ -112,13 +114,15 @@ def test_the_checker_passes_a_tree_that_keeps_the_rules(tmp_path: Path) -> None:
             "hub/app.py": "import schema.api\nfrom hub import services\n",
             "hub/services.py": "from hub.ledger import tree\n",
             "hub/ledger/__init__.py": "",
-            "hub/ledger/tree.py": "import hashlib\n",
+            "hub/errors.py": "",
+            "hub/ledger/tree.py": "import hashlib\nfrom hub.errors import BadInput\n",
             "hub/documents/__init__.py": "",
             "hub/documents/canonical.py": "",
             "schema/__init__.py": "",
             "schema/api.py": "from hub.services import Hub\n",
             "adapters/__init__.py": "",
             "adapters/client.py": "import httpx\nfrom hub.documents.canonical import x\n",
+            "adapters/errors.py": "from hub.errors import HubError\n",
         },
     )
     assert check(read_tree(tmp_path)) == []

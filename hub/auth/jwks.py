@@ -20,7 +20,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from hub.auth.tokens import AuthError
+from hub.errors import ConfigError, Unauthenticated
 
 __all__ = ["FETCH_TIMEOUT", "MAX_JWKS_BYTES", "JwksCache", "JwksError", "parse_jwks"]
 
@@ -33,7 +33,7 @@ _KEY_TYPES: Final = frozenset({"OKP", "EC", "RSA"})
 _MIN_RSA_BITS: Final = 2048
 
 
-class JwksError(ValueError):
+class JwksError(ConfigError, ValueError):
     """A JWKS document could not be fetched or holds no usable key."""
 
 
@@ -71,7 +71,7 @@ class JwksCache:
         return self._url
 
     async def key_for(self, kid: str) -> tuple[Any, str]:
-        """The public key object and its JWS algorithm for ``kid``; AuthError if unknown."""
+        """The public key object and its JWS algorithm for ``kid``; Unauthenticated if unknown."""
         if self._lock.locked():
             # A refresh is in flight; its result may answer us, and it counts against
             # the rate limit, so wait for it instead of deciding on stale state.
@@ -87,8 +87,8 @@ class JwksCache:
         if entry is not None:
             return entry
         if self._fetched_at is None:
-            raise AuthError("the identity provider's keys are unavailable")
-        raise AuthError("unknown key id")
+            raise Unauthenticated("the identity provider's keys are unavailable")
+        raise Unauthenticated("unknown key id")
 
     def _expired(self, now: float) -> bool:
         return self._fetched_at is None or now - self._fetched_at >= self._ttl

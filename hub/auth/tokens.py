@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from hub.auth.principal import Principal
+from hub.errors import Unauthenticated
 
 if TYPE_CHECKING:
     from hub.auth.jwks import JwksCache
@@ -41,7 +42,6 @@ __all__ = [
     "MAX_TOKEN_LENGTH",
     "REQUIRED_CLAIMS",
     "TOKEN_TYP",
-    "AuthError",
     "TokenIssuer",
     "TokenSettings",
     "TokenVerifier",
@@ -66,19 +66,6 @@ REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "sub")
 # Far above any real token; keeps a hostile header from costing us a large parse.
 MAX_TOKEN_LENGTH: Final = 8192
 _MAX_KID_LENGTH: Final = 256
-
-
-class AuthError(Exception):
-    """A token was missing, malformed, or did not verify.
-
-    The message names the problem and never contains the token or its claim values.
-    """
-
-    code = "UNAUTHENTICATED"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -163,7 +150,7 @@ class TokenIssuer:
 
 
 class TokenVerifier:
-    """Turns a bearer token into a Principal, or raises AuthError."""
+    """Turns a bearer token into a Principal, or raises Unauthenticated."""
 
     def __init__(
         self,
@@ -180,27 +167,27 @@ class TokenVerifier:
         self._header_algs = frozenset(header_algs)
 
     async def verify(self, token: str) -> Principal:
-        """The principal of a compact JWT (no "Bearer " prefix); AuthError if it does not verify.
+        """The principal of a compact JWT (no "Bearer " prefix); Unauthenticated unless it verifies.
 
         Keys are looked up by ``kid``: the hub's own first, then the JWKS.
         """
         if not isinstance(token, str) or not token:
-            raise AuthError("token is empty")
+            raise Unauthenticated("token is empty")
         if len(token) > MAX_TOKEN_LENGTH:
-            raise AuthError(f"token is longer than {MAX_TOKEN_LENGTH} characters")
+            raise Unauthenticated(f"token is longer than {MAX_TOKEN_LENGTH} characters")
         header = _unverified_header(token)
         alg = header.get("alg")
         # Checked before any key lookup, so `none`/HS* tokens never reach the JWKS.
         if not isinstance(alg, str) or alg not in self._header_algs:
-            raise AuthError("token algorithm is not allowed")
+            raise Unauthenticated("token algorithm is not allowed")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid or len(kid) > _MAX_KID_LENGTH:
-            raise AuthError("token has no usable key id (kid)")
+            raise Unauthenticated("token has no usable key id (kid)")
         key, key_alg, allowed = await self._key_for(kid)
         if key_alg not in allowed:
-            raise AuthError("the signing key's algorithm is not allowed")
+            raise Unauthenticated("the signing key's algorithm is not allowed")
         if alg != key_alg:
-            raise AuthError("token algorithm does not match its key")
+            raise Unauthenticated("token algorithm does not match its key")
         claims = self._decode(token, key, key_alg)
         return _principal(claims, self._settings.max_ttl, self._settings.leeway)
 
@@ -209,7 +196,7 @@ class TokenVerifier:
         if local is not None:
             return local, "EdDSA", self._settings.algorithms
         if self._jwks is None:
-            raise AuthError("unknown key id")
+            raise Unauthenticated("unknown key id")
         key, key_alg = await self._jwks.key_for(kid)
         return key, key_alg, self._settings.jwks_algorithms
 
@@ -226,20 +213,20 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             # pyjwt's own messages are not part of our contract; ours are.
-            raise AuthError(_describe(exc)) from None
+            raise Unauthenticated(_describe(exc)) from None
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise AuthError("token is malformed") from None
+        raise Unauthenticated("token is malformed") from None
     typ = header.get("typ")
     if not isinstance(typ, str) or _media_type(typ) not in _ACCEPTED_TYPS:
-        raise AuthError("token type (typ) must be JWT or at+jwt")
+        raise Unauthenticated("token type (typ) must be JWT or at+jwt")
     # No extension is understood here; b64=false would change what the signature covers.
     if "crit" in header or "b64" in header:
-        raise AuthError("token uses unsupported critical header parameters")
+        raise Unauthenticated("token uses unsupported critical header parameters")
     return header
 
 
@@ -278,13 +265,13 @@ def _principal(claims: dict[str, Any], max_ttl: int, leeway: int) -> Principal:
             continue
         # pyjwt coerces strings with int(); RFC 7519 wants a JSON number.
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise AuthError(f"token {name} claim must be a number")
+            raise Unauthenticated(f"token {name} claim must be a number")
         times[name] = value
     if times["exp"] - times["iat"] > max_ttl:
-        raise AuthError(f"token lifetime exceeds {max_ttl} seconds")
+        raise Unauthenticated(f"token lifetime exceeds {max_ttl} seconds")
     role = claims.get("role")
     if not isinstance(role, str):
-        raise AuthError("token has no role claim")
+        raise Unauthenticated("token has no role claim")
     try:
         return Principal(
             role=role,
@@ -293,7 +280,7 @@ def _principal(claims: dict[str, Any], max_ttl: int, leeway: int) -> Principal:
             expires_at=times["exp"] + leeway,
         )
     except ValueError as exc:
-        raise AuthError(f"token principal is invalid: {exc}") from None
+        raise Unauthenticated(f"token principal is invalid: {exc}") from None
 
 
 def _b64url(data: bytes) -> str:

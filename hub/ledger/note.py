@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from hub.errors import BadInput
+
 __all__ = [
     "ALG_ED25519",
     "MAX_SIGNATURES",
@@ -54,7 +56,7 @@ _KEY_ID_HEX = re.compile(r"[0-9a-fA-F]{8}")
 _PRIVATE_PREFIX = "PRIVATE+KEY+"
 
 
-class NoteError(ValueError):
+class NoteError(BadInput, ValueError):
     """A note, key or checkpoint is malformed or does not verify."""
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hub.errors import BadInput
 from hub.ledger.checkpoint import HASH_SIZE, Checkpoint, parse_checkpoint, parse_decimal
 from hub.ledger.note import NoteError, Verifier, b64decode, b64encode, open_note
 from hub.ledger.tree import leaf_hash, verify_inclusion
@@ -38,7 +39,7 @@ MAX_PROOF_HASHES = 64
 Step = Literal["format", "signature", "leaf", "inclusion"]
 
 
-class ReceiptError(ValueError):
+class ReceiptError(BadInput, ValueError):
     """A receipt failed to parse or verify; ``step`` names what failed:
 
     - ``format``: the receipt or its checkpoint body is malformed

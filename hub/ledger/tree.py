@@ -9,6 +9,8 @@ the golden vectors): a consistency proof from an empty tree is rejected as meani
 from collections.abc import Callable, Sequence
 from hashlib import sha256
 
+from hub.errors import BadInput
+
 HASH_SIZE: int = 32
 EMPTY_ROOT: bytes = sha256(b"").digest()
 
@@ -19,7 +21,7 @@ _LEAF_PROTO = sha256(b"\x00")
 _NODE_PROTO = sha256(b"\x01")
 
 
-class ProofError(ValueError):
+class ProofError(BadInput, ValueError):
     """A proof does not verify, or is malformed for its index/size."""
 
 

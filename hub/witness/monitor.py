@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from hub.errors import HubError
 from hub.ledger.checkpoint import Checkpoint, open_checkpoint
 from hub.ledger.layout import BUNDLE_SIZE, TILE_HEIGHT, TILE_WIDTH, decode_bundle, tile_path
 from hub.ledger.note import NoteError, Verifier, parse_verifier_key
@@ -26,8 +27,10 @@ from hub.ledger.tree import HASH_SIZE, leaf_hash, node_hash, root_from_leaf_hash
 EXIT_EVIDENCE = 3
 
 
-class Misbehaviour(Exception):
+class Misbehaviour(HubError):
     """The log showed two views that cannot both be true; ``evidence`` says which."""
+
+    code = "MISBEHAVIOUR"
 
     def __init__(self, kind: str, message: str, before: str, now: str) -> None:
         super().__init__(f"{kind}: {message}")

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from hub.errors import HubError
 from hub.ledger.checkpoint import Checkpoint, parse_checkpoint, parse_decimal
 from hub.ledger.cosignature import cosign
 from hub.ledger.note import NoteError, Signer, Verifier, b64decode, open_note, split_note
@@ -36,7 +37,12 @@ MAX_PROOF_LINES = 63
 SIZE_TYPE = "text/x.tlog.size"
 
 
-class Refused(Exception):
+class CheckpointRefused(HubError):
+    """The witness will not cosign; ``status`` is the tlog-witness HTTP answer and
+    ``size`` the size it has cosigned when that is the reason (409)."""
+
+    code = "CHECKPOINT_REFUSED"
+
     def __init__(self, status: int, message: str, size: int | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -51,7 +57,7 @@ class AddCheckpoint:
 
 
 def parse_request(body: bytes) -> AddCheckpoint:
-    """The add-checkpoint request body; Refused(400) when it is not one."""
+    """The add-checkpoint request body; CheckpointRefused(400) when it is not one."""
     try:
         text = body.decode("utf-8")
         head, sep, note = text.partition("\n\n")
@@ -71,7 +77,7 @@ def parse_request(body: bytes) -> AddCheckpoint:
             proof.append(h)
         split_note(note)  # the form of the note, before anything is looked up
     except (UnicodeDecodeError, NoteError) as exc:
-        raise Refused(400, f"malformed request: {exc}") from None
+        raise CheckpointRefused(400, f"malformed request: {exc}") from None
     return AddCheckpoint(old, tuple(proof), note)
 
 
@@ -90,43 +96,47 @@ class Witness:
         origin = text.split("\n", 1)[0]
         keys = self.logs.get(origin)
         if keys is None:
-            raise Refused(404, f"unknown log origin {origin[:80]!r}")
+            raise CheckpointRefused(404, f"unknown log origin {origin[:80]!r}")
         try:
             open_note(req.note, keys)
         except NoteError as exc:
-            raise Refused(403, f"checkpoint not signed by the log's key: {exc}") from None
+            raise CheckpointRefused(403, f"checkpoint not signed by the log's key: {exc}") from None
         try:
             cp = parse_checkpoint(text)
         except NoteError as exc:
-            raise Refused(400, str(exc)) from None
+            raise CheckpointRefused(400, str(exc)) from None
         return text, cp
 
     def add_checkpoint(self, req: AddCheckpoint, now: int | None = None) -> str:
-        """The cosignature line for ``req``, once the new state is durable; else Refused."""
+        """The cosignature line for ``req``, once the new state is durable.
+
+        Raises CheckpointRefused when it may not be cosigned."""
         text, cp = self._verify(req)
         if req.old_size > cp.size:
-            raise Refused(400, f"old size {req.old_size} exceeds checkpoint size {cp.size}")
+            raise CheckpointRefused(
+                400, f"old size {req.old_size} exceeds checkpoint size {cp.size}"
+            )
 
         def decide(stored: Cosigned | None) -> tuple[Cosigned, str]:
             mine = stored.size if stored else 0
             if req.old_size != mine:
-                raise Refused(409, f"my size is {mine}", mine)
+                raise CheckpointRefused(409, f"my size is {mine}", mine)
             if cp.size == 0 and cp.root != EMPTY_ROOT:
-                raise Refused(422, "a tree of size 0 has the empty tree's root")
+                raise CheckpointRefused(422, "a tree of size 0 has the empty tree's root")
             if req.old_size == 0:
                 if req.proof:
-                    raise Refused(422, "no consistency proof is needed from size 0")
+                    raise CheckpointRefused(422, "no consistency proof is needed from size 0")
             elif stored is not None and cp.size == stored.size:
                 if req.proof:
-                    raise Refused(422, "no consistency proof is needed for equal sizes")
+                    raise CheckpointRefused(422, "no consistency proof is needed for equal sizes")
                 if cp.root != stored.root:
-                    raise Refused(409, f"a different tree of my size {mine}", mine)
+                    raise CheckpointRefused(409, f"a different tree of my size {mine}", mine)
             else:
                 assert stored is not None
                 try:
                     verify_consistency(stored.size, cp.size, req.proof, stored.root, cp.root)
                 except ProofError as exc:
-                    raise Refused(422, f"consistency proof: {exc}") from None
+                    raise CheckpointRefused(422, f"consistency proof: {exc}") from None
             line = cosign(self.signer, text, now or int(time.time()))
             return Cosigned(cp.size, cp.root, req.note + line), line
 
@@ -138,11 +148,11 @@ def create_witness_app(witness: Witness) -> Starlette:
         body = await request.body()
         try:
             if len(body) > MAX_BODY:
-                raise Refused(400, f"request body over {MAX_BODY} bytes")
+                raise CheckpointRefused(400, f"request body over {MAX_BODY} bytes")
             req = parse_request(body)
             # The transaction waits on the disk: keep the event loop free meanwhile.
             line = await asyncio.to_thread(witness.add_checkpoint, req)
-        except Refused as refused:
+        except CheckpointRefused as refused:
             log.info("refused", extra={"status": refused.status, "reason": str(refused)})
             if refused.size is not None:
                 return PlainTextResponse(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from hub.errors import HubError
 from hub.ledger.cosignature import verify_cosignatures
 from hub.ledger.note import NoteError, b64encode
 from hub.ledger.policy import Policy, PolicyWitness
@@ -36,8 +37,10 @@ REFRESH_SECONDS = 2.0
 SIZE_TYPE = "text/x.tlog.size"
 
 
-class WitnessFailed(Exception):
-    pass
+class WitnessFailed(HubError):
+    """A witness did not cosign: unreachable, refusing, or answering out of protocol."""
+
+    code = "WITNESS_FAILED"
 
 
 @dataclass

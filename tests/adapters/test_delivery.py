@@ -15,8 +15,8 @@ import pytest
 from adapters.delivery import Backoff, Delivery
 from adapters.hub_client import (
     HubAuthError,
+    HubCallError,
     HubClient,
-    HubError,
     HubProtocolError,
     HubRequestError,
     HubUnavailable,
@@ -342,7 +342,7 @@ DOCS = [{"type": INVOICE_TYPE, "id": "1-2", "body": {}}]
     ],
 )
 async def test_hub_answers_are_sorted_by_what_to_do(
-    handler: Callable[[httpx.Request], httpx.Response], kind: type[HubError], code: str
+    handler: Callable[[httpx.Request], httpx.Response], kind: type[HubCallError], code: str
 ) -> None:
     async with mock_client(handler) as client:
         with pytest.raises(kind) as caught:

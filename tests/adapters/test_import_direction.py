@@ -1,13 +1,16 @@
 """DESIGN.md's import direction, adapter side: the adapters use only the hub's canonical
-document models (``hub.documents``: the invoice rules, canonical JSON, their errors)
-and ``common``; the hub and ``common`` never import the adapters."""
+document models (``hub.documents``: the invoice rules, canonical JSON, their errors),
+the root of the exception tree (``hub.errors``) and ``common``; the hub and ``common``
+never import the adapters."""
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# What of the hub the adapters may import: the canonical document models.
+# What of the hub the adapters may import: the canonical document models, and the root
+# of the one exception tree their errors hang from.
 ALLOWED_HUB = ("hub.documents.invoice", "hub.documents.canonical", "hub.documents.errors")
+ALLOWED_HUB += ("hub.errors",)
 ALLOWED_HUB += ("hub.documents.demo_data",)
 
 

@@ -17,7 +17,8 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 import hub.auth.jwks as jwks_module
 from hub.auth.jwks import JwksCache, JwksError, parse_jwks
 from hub.auth.principal import Principal
-from hub.auth.tokens import AuthError, TokenIssuer, TokenSettings, TokenVerifier, kid_for
+from hub.auth.tokens import TokenIssuer, TokenSettings, TokenVerifier, kid_for
+from hub.errors import Unauthenticated
 
 ISSUER = "https://idp.test/realms/hub"
 AUDIENCE = "ledger-hub"
@@ -158,7 +159,7 @@ async def test_rotated_key_is_picked_up_and_removed_key_fails(
     clock.now += 11  # well within the TTL; only the unknown kid forces the refetch
     assert (await verifier.verify(new.token())).inst == "A01"
     assert server.hits == 2
-    with pytest.raises(AuthError, match="unknown key id"):
+    with pytest.raises(Unauthenticated, match="unknown key id"):
         await verifier.verify(old_token)
 
 
@@ -175,7 +176,7 @@ async def test_ttl_expiry_refetches_and_drops_removed_keys(
     assert await verifier.verify(token_a)  # still cached
     assert server.hits == 1
     clock.now += 1
-    with pytest.raises(AuthError, match="unknown key id"):
+    with pytest.raises(Unauthenticated, match="unknown key id"):
         await verifier.verify(token_a)
     assert server.hits == 2
 
@@ -188,11 +189,11 @@ async def test_unknown_kids_cannot_hammer_the_idp(server: JwksServer, clock: Clo
     assert server.hits == 1
     clock.now += 10
     for i in range(20):
-        with pytest.raises(AuthError, match="unknown key id"):
+        with pytest.raises(Unauthenticated, match="unknown key id"):
             await cache.key_for(f"random-{i}")
     assert server.hits == 2  # one refetch for the first unknown kid, none for the rest
     clock.now += 10
-    with pytest.raises(AuthError, match="unknown key id"):
+    with pytest.raises(Unauthenticated, match="unknown key id"):
         await cache.key_for("random-again")
     assert server.hits == 3
 
@@ -225,7 +226,7 @@ async def test_idp_down_at_first_use(server: JwksServer, clock: Clock) -> None:
     server.serve(key)
     server.status = 503
     verifier = verifier_for(JwksCache(server.url, min_refresh_interval=10, clock=clock))
-    with pytest.raises(AuthError, match="keys are unavailable"):
+    with pytest.raises(Unauthenticated, match="keys are unavailable"):
         await verifier.verify(key.token())
     server.status = 200
     clock.now += 10
@@ -249,7 +250,7 @@ async def test_oversized_jwks_is_refused(
     key = ed_key("k")
     server.serve(key)
     monkeypatch.setattr(jwks_module, "MAX_JWKS_BYTES", len(server.body) - 1)
-    with pytest.raises(AuthError, match="unavailable"):
+    with pytest.raises(Unauthenticated, match="unavailable"):
         await JwksCache(server.url, clock=clock).key_for("k")
 
 
@@ -263,7 +264,7 @@ async def test_local_keys_take_precedence_over_the_jwks(server: JwksServer, cloc
     )
     own = TokenIssuer(hub_key, kid, SETTINGS).issue(role="admin", sub="ops")
     assert (await verifier.verify(own)).role == "admin"
-    with pytest.raises(AuthError, match="signature does not verify"):
+    with pytest.raises(Unauthenticated, match="signature does not verify"):
         await verifier.verify(impostor.token())
     assert server.hits == 0
 
@@ -272,7 +273,7 @@ async def test_jwks_algorithms_are_configurable(server: JwksServer, clock: Clock
     es = ec_key("ec")
     server.serve(es)
     ed_only = TokenSettings(issuer=ISSUER, audience=AUDIENCE, jwks_algorithms=("EdDSA",))
-    with pytest.raises(AuthError, match="algorithm is not allowed"):
+    with pytest.raises(Unauthenticated, match="algorithm is not allowed"):
         await verifier_for(JwksCache(server.url, clock=clock), ed_only).verify(es.token())
     assert server.hits == 0  # refused before any key lookup
 
@@ -289,7 +290,7 @@ async def test_header_alg_must_match_the_jwks_key(server: JwksServer, clock: Clo
         algorithm="EdDSA",
         headers={"kid": "ec", "typ": "JWT"},
     )
-    with pytest.raises(AuthError, match="does not match its key"):
+    with pytest.raises(Unauthenticated, match="does not match its key"):
         await verifier.verify(forged)
 
 
@@ -305,9 +306,9 @@ async def test_symmetric_jwks_members_never_verify(server: JwksServer, clock: Cl
         algorithm="HS256",
         headers={"kid": "shared"},
     )
-    with pytest.raises(AuthError, match="algorithm is not allowed"):
+    with pytest.raises(Unauthenticated, match="algorithm is not allowed"):
         await verifier.verify(token)
-    with pytest.raises(AuthError, match="unknown key id"):
+    with pytest.raises(Unauthenticated, match="unknown key id"):
         await JwksCache(server.url, clock=clock).key_for("shared")
 
 

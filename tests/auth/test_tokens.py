@@ -26,7 +26,6 @@ from hub.auth.principal import ROLES, Principal
 from hub.auth.tokens import (
     LEEWAY_SECONDS,
     MAX_TOKEN_LENGTH,
-    AuthError,
     TokenIssuer,
     TokenSettings,
     TokenVerifier,
@@ -34,6 +33,7 @@ from hub.auth.tokens import (
     load_or_create_jwt_key,
     public_jwks,
 )
+from hub.errors import Unauthenticated
 
 ISSUER = "https://hub.test"
 AUDIENCE = "ledger-hub"
@@ -353,7 +353,7 @@ REJECTED: list[tuple[str, Callable[[Hub], str], str]] = [
 )
 async def test_rejected_tokens(hub: Hub, build: Callable[[Hub], str], problem: str) -> None:
     token = build(hub)
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(Unauthenticated) as info:
         await hub.verifier.verify(token)
     error = info.value
     assert error.code == "UNAUTHENTICATED"

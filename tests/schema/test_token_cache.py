@@ -4,8 +4,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hub.access.ratelimit import RateLimiter, Unlimited, request_limiter
-from hub.auth.tokens import AuthError, TokenIssuer, TokenSettings, TokenVerifier, kid_for
+from hub.auth.tokens import TokenIssuer, TokenSettings, TokenVerifier, kid_for
 from hub.config import Settings
+from hub.errors import Unauthenticated
 from schema.token_cache import VerifiedTokens
 
 SETTINGS = TokenSettings(issuer="hub", audience="hub")
@@ -58,7 +59,7 @@ async def test_bad_tokens_are_never_cached() -> None:
     token = issuer.issue(role="agency", sub="a", inst="bureau", ttl=3600)
     altered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     for _ in range(2):
-        with pytest.raises(AuthError):
+        with pytest.raises(Unauthenticated):
             await cache.verify(altered)
     assert verifier.calls == 2
 
