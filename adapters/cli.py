@@ -65,7 +65,7 @@ from adapters.serving import (
     stop_signals,
     until_signalled,
 )
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 from common.runner import run
 from hub.documents.invoice import INVOICE_TYPE
 
@@ -499,7 +499,7 @@ def _delivery_settings(args: argparse.Namespace) -> DeliverySettings:
 @contextlib.contextmanager
 def _opened(args: argparse.Namespace) -> Iterator[tuple[Outbox, Delivery | None]]:
     if args.key:
-        Signer.from_file(args.key)  # an unreadable key is told before anything starts
+        DocumentSigner.from_file(args.key)  # an unreadable key is told before anything starts
     if args.hub and has_credentials(args.hub):
         raise AdapterError(f"--hub: {CREDENTIALS_IN_URL}")
     if args.hub and not (args.token or args.token_file):

@@ -33,7 +33,7 @@ from adapters.hub_client import (
     HubUnavailable,
 )
 from adapters.outbox import DeliveryState, Outbox, QueuedDocument
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 
 __all__ = ["Backoff", "Delivery", "Round"]
 
@@ -80,7 +80,7 @@ class Delivery:
         outbox: Outbox,
         client: HubClient,
         *,
-        signer: Signer | None = None,
+        signer: DocumentSigner | None = None,
         batch_size: int = 100,
         backoff: Backoff | None = None,
         poll_interval: float = 1.0,

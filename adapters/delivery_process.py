@@ -28,7 +28,7 @@ from adapters.delivery import Backoff, Delivery
 from adapters.hub_client import HubClient, token_from_file
 from adapters.logs import json_logs
 from adapters.outbox import Outbox
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 
 __all__ = ["DeliveryProcess", "DeliverySettings"]
 
@@ -61,7 +61,7 @@ class DeliverySettings:
         return Delivery(
             outbox,
             HubClient(self.hub, token),
-            signer=Signer.from_file(self.key) if self.key else None,
+            signer=DocumentSigner.from_file(self.key) if self.key else None,
             batch_size=self.batch_size,
             backoff=Backoff(cap=self.backoff_cap),
             poll_interval=self.poll_interval,

@@ -34,7 +34,7 @@ __all__ = [
     "HubProtocolError",
     "HubRequestError",
     "HubUnavailable",
-    "SubmitResult",
+    "SubmitAnswer",
     "has_credentials",
     "redact_url",
     "token_from_file",
@@ -87,7 +87,7 @@ class HubProtocolError(HubCallError):
 
 
 @dataclass(frozen=True, slots=True)
-class SubmitResult:
+class SubmitAnswer:
     """One document's outcome, in input order."""
 
     id: str
@@ -188,7 +188,7 @@ class HubClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def submit_documents(self, documents: Sequence[Mapping[str, Any]]) -> list[SubmitResult]:
+    async def submit_documents(self, documents: Sequence[Mapping[str, Any]]) -> list[SubmitAnswer]:
         """One result per document, in order. Raises a HubCallError subclass otherwise."""
         if not documents:
             return []
@@ -213,7 +213,7 @@ class HubClient:
         return _results(response, len(documents))
 
 
-def _results(response: httpx.Response, expected: int) -> list[SubmitResult]:
+def _results(response: httpx.Response, expected: int) -> list[SubmitAnswer]:
     status = response.status_code
     if status in (401, 403):
         raise HubAuthError(f"hub refused the token (HTTP {status}): {_text(response)}")
@@ -269,13 +269,13 @@ def _raise_graphql(errors: object, status: int, response: httpx.Response) -> Non
     )
 
 
-def _result(row: Mapping[str, Any]) -> SubmitResult:
+def _result(row: Mapping[str, Any]) -> SubmitAnswer:
     status = row["status"]
     if status not in _STATUSES:
         raise ValueError(f"unknown status {status!r}")
     error = row.get("error") or {}
     leaf = row.get("leafIndex")
-    return SubmitResult(
+    return SubmitAnswer(
         id=str(row["id"]),
         status=status,
         leaf_index=int(leaf) if leaf is not None else None,

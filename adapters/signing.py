@@ -20,14 +20,14 @@ from nacl.signing import SigningKey
 from adapters.errors import AdapterError
 from hub.documents.canonical import canonical_json
 
-__all__ = ["Signer", "SigningKeyError", "verify_signature"]
+__all__ = ["DocumentSigner", "SigningKeyError", "verify_signature"]
 
 
 class SigningKeyError(AdapterError):
     """The key file cannot be used for signing; the message says why."""
 
 
-class Signer:
+class DocumentSigner:
     """Signs document bodies with one Ed25519 private key."""
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
@@ -42,11 +42,11 @@ class Signer:
         )
 
     @classmethod
-    def generate(cls) -> Signer:
+    def generate(cls) -> DocumentSigner:
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
-    def from_pem(cls, data: bytes) -> Signer:
+    def from_pem(cls, data: bytes) -> DocumentSigner:
         """Load an unencrypted PKCS#8 PEM Ed25519 private key."""
         try:
             key = serialization.load_pem_private_key(data, password=None)
@@ -61,7 +61,7 @@ class Signer:
         return cls(key)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Signer:
+    def from_file(cls, path: str | Path) -> DocumentSigner:
         try:
             data = Path(path).read_bytes()
         except OSError as error:

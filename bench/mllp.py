@@ -35,7 +35,7 @@ if __package__ in (None, ""):
 import httpx
 
 from adapters.hl7v2 import invoice_to_dft_p03
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 from bench.measure import progress
 from hub.documents.demo_data import demo_invoices
 
@@ -110,7 +110,7 @@ class Stack:
         return f"http://127.0.0.1:{self.hub_port}"
 
     def start(self) -> None:
-        signer = Signer.generate()
+        signer = DocumentSigner.generate()
         (self.workdir / "hospital.pem").write_bytes(signer.private_key_pem())
         (self.workdir / "hospital.pub.pem").write_bytes(signer.public_key_pem())
         _cli(self.env, "keys", "init")

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.documents.service import DocumentService, SubmitResult, SubmittedDocument
+from hub.documents.service import DocumentService, SubmitOutcome, SubmittedDocument
 from hub.ledger.sequencer import Integrated, Sequencer
 from hub.ledger.storage import SignedHead
 from hub.outages import outage
@@ -161,7 +161,7 @@ class Metrics:
         self.integration_seconds.observe(done.seconds)
         self.tree_size.set(done.tree_size)
 
-    def observe_results(self, results: Sequence[SubmitResult]) -> None:
+    def observe_results(self, results: Sequence[SubmitOutcome]) -> None:
         for result in results:
             code = result.error.code if result.error is not None else ""
             self.documents.labels(result.status, code).inc()
@@ -211,7 +211,7 @@ class MeteredDocumentService(DocumentService):
 
     async def submit(
         self, issuer: str, documents: Sequence[SubmittedDocument]
-    ) -> tuple[list[SubmitResult], SignedHead]:
+    ) -> tuple[list[SubmitOutcome], SignedHead]:
         results, head = await super().submit(issuer, documents)
         self.metrics.observe_results(results)
         return results, head

@@ -26,11 +26,11 @@ from schema.resolvers import GENERIC, Complete, plain_leaf
 
 log = logging.getLogger(__name__)
 
-Plan = list[tuple[str, Complete]]
+FieldPlan = list[tuple[str, Complete]]
 
 
-def _object_plan(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | None:
-    plan: Plan = []
+def _object_plan(parent_type: GraphQLObjectType, grouped_field_set: Any) -> FieldPlan | None:
+    plan: FieldPlan = []
     for response_name, field_details_list in grouped_field_set.items():
         node = field_details_list[0].node
         field = parent_type.fields.get(node.name.value)
@@ -44,7 +44,7 @@ def _object_plan(parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan
 
 
 class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    _hub_plans: dict[tuple[str, int], tuple[Any, Plan | None]]
+    _hub_plans: dict[tuple[str, int], tuple[Any, FieldPlan | None]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -122,7 +122,7 @@ class HubExecutionContext(StrawberryGraphQLCoreExecutionContext):
             parent_type, source_value, path, grouped_field_set, position_context
         )
 
-    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> Plan | None:
+    def _plan_of(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> FieldPlan | None:
         # graphql-core memoizes a field's subfields per request, so every item of a list
         # brings the same grouped_field_set; it stays in the value to keep its id unique.
         try:

@@ -56,8 +56,8 @@ from schema.limits import (
     MAX_FIELDS,
     MAX_NAME_USES,
     MAX_QUERY_CHARS,
+    MAX_QUERY_TOKENS,
     MAX_REPEATS,
-    MAX_TOKENS,
     batch_size,
     limit_rules,
 )
@@ -248,8 +248,8 @@ def lexical_problem(query: str) -> str | None:
         tokens += 1
         if match["name"] is not None:
             names[match["name"]] += 1
-    if tokens > MAX_TOKENS:
-        return f"the query has more than {MAX_TOKENS} tokens"
+    if tokens > MAX_QUERY_TOKENS:
+        return f"the query has more than {MAX_QUERY_TOKENS} tokens"
     if names:
         name, uses = names.most_common(1)[0]
         if uses > MAX_NAME_USES:
@@ -363,7 +363,7 @@ class Gate:
         if lexical is not None:
             return _Checked(None, [refusal_of(BadInput(lexical))])
         try:
-            document = parse(query, max_tokens=MAX_TOKENS)
+            document = parse(query, max_tokens=MAX_QUERY_TOKENS)
         except GraphQLError as error:
             return _Checked(None, [error])
         problem = shape_problem(document)

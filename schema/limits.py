@@ -31,7 +31,7 @@ MAX_ALIASES: Final = 30
 # Batches travel as variables, which are not tokens; a query text is small (the full
 # introspection query is ~160 tokens). graphql-core's lexer costs microseconds a token, so
 # the cap bounds what parsing a refused text can cost.
-MAX_TOKENS: Final = 1000
+MAX_QUERY_TOKENS: Final = 1000
 MAX_QUERY_CHARS: Final = 64 * 1024
 # How often one response name may be selected in one selection set (fragments included).
 MAX_REPEATS: Final = 10
@@ -59,7 +59,7 @@ class _Limits(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         ec = self.execution_context
         ec.validation_rules = ec.validation_rules + self.rules
-        ec.parse_options["max_tokens"] = MAX_TOKENS
+        ec.parse_options["max_tokens"] = MAX_QUERY_TOKENS
         yield
 
 

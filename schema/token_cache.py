@@ -18,7 +18,7 @@ from hub.auth.principal import Principal
 from hub.auth.tokens import TokenVerifier
 
 TTL_SECONDS = 30.0
-MAX_TOKENS = 10_000
+MAX_CACHED_TOKENS = 10_000
 
 
 def _expiry(token: str) -> float:
@@ -33,7 +33,7 @@ class VerifiedTokens:
         self,
         verifier: TokenVerifier,
         ttl: float = TTL_SECONDS,
-        size: int = MAX_TOKENS,
+        size: int = MAX_CACHED_TOKENS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.verifier = verifier

@@ -49,9 +49,9 @@ class Grant:
     def active(self, now: datetime) -> bool:
         if self.revoked_at is not None:
             return False
-        if now < moment(self.valid_from):
+        if now < parse_instant(self.valid_from):
             return False
-        return self.valid_until is None or now < moment(self.valid_until, end_of_day=True)
+        return self.valid_until is None or now < parse_instant(self.valid_until, end_of_day=True)
 
     def covers(self, issuer: str, doc_type: str) -> bool:
         return doc_type == self.type and (ALL_ISSUERS in self.issuers or issuer in self.issuers)
@@ -62,7 +62,7 @@ def timestamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def moment(text: str, *, end_of_day: bool = False) -> datetime:
+def parse_instant(text: str, *, end_of_day: bool = False) -> datetime:
     """A date or ISO timestamp as an aware datetime; a date is its UTC midnight.
 
     With ``end_of_day`` a bare date means the midnight after it, so that "until
@@ -212,7 +212,7 @@ async def create_grant(
     if until is not None:
         if not (is_date(until) or is_timestamp(until)):
             raise BadInput("until: must be a date YYYY-MM-DD or a timestamp with offset")
-        if moment(until, end_of_day=True) <= now:
+        if parse_instant(until, end_of_day=True) <= now:
             raise BadInput("until: must be in the future")
     grant = Grant(
         id=f"g_{secrets.token_hex(12)}",

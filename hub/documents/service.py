@@ -58,7 +58,7 @@ class DocumentInput:
 
 
 @dataclass
-class SubmitResult:
+class SubmitOutcome:
     id: str
     status: str
     version: int | None = None
@@ -85,7 +85,7 @@ class DocumentBatch:
 
     issuer: str
     candidates: list[Candidate]
-    results: dict[int, SubmitResult] = field(default_factory=dict)
+    results: dict[int, SubmitOutcome] = field(default_factory=dict)
     # Set once `prefetch` has read what the database holds of this batch's documents.
     loaded: bool = False
 
@@ -131,7 +131,7 @@ class DocumentBatch:
         for c in self.candidates:
             key = (self.issuer, c.type, c.id, c.version)
             if c.unique and owners.get((c.type, c.id), self.issuer) != self.issuer:
-                self.results[c.position] = SubmitResult(
+                self.results[c.position] = SubmitOutcome(
                     c.id,
                     REJECTED,
                     error=Conflict(
@@ -146,7 +146,7 @@ class DocumentBatch:
                 )
                 continue
             if c.bind_code is not None and codes.get(c.bind_code, self.issuer) != self.issuer:
-                self.results[c.position] = SubmitResult(
+                self.results[c.position] = SubmitOutcome(
                     c.id,
                     REJECTED,
                     error=BadInput(
@@ -162,7 +162,7 @@ class DocumentBatch:
             if c.supersedes is not None:
                 previous = known.get((self.issuer, c.type, c.id, c.supersedes))
                 if previous is None:
-                    self.results[c.position] = SubmitResult(
+                    self.results[c.position] = SubmitOutcome(
                         c.id,
                         REJECTED,
                         error=BadInput(
@@ -171,7 +171,7 @@ class DocumentBatch:
                     )
                     continue
                 if previous.status == "reversed":
-                    self.results[c.position] = SubmitResult(
+                    self.results[c.position] = SubmitOutcome(
                         c.id,
                         REJECTED,
                         error=Conflict(f"version {c.supersedes} is a reversal and is final"),
@@ -204,7 +204,7 @@ class DocumentBatch:
                     c.type_version,
                 )
             )
-            self.results[c.position] = SubmitResult(c.id, CREATED, c.version, index, c.leaf_hash)
+            self.results[c.position] = SubmitOutcome(c.id, CREATED, c.version, index, c.leaf_hash)
         if bound:
             staged.writes.append((_BIND_CODE, bound))
         if rows:
@@ -218,9 +218,9 @@ class DocumentBatch:
         assert isinstance(outcome, dict)
         self.results = outcome
 
-    def _repeat(self, c: Candidate, found: _Existing) -> SubmitResult:
+    def _repeat(self, c: Candidate, found: _Existing) -> SubmitOutcome:
         if found.body is None:
-            return SubmitResult(
+            return SubmitOutcome(
                 c.id,
                 REJECTED,
                 error=Conflict(
@@ -228,7 +228,7 @@ class DocumentBatch:
                 ),
             )
         if found.body != c.body:
-            return SubmitResult(
+            return SubmitOutcome(
                 c.id,
                 REJECTED,
                 error=Conflict(
@@ -236,7 +236,7 @@ class DocumentBatch:
                     " submit a new version that supersedes it"
                 ),
             )
-        return SubmitResult(c.id, DUPLICATE, c.version, found.leaf_index, found.leaf_hash)
+        return SubmitOutcome(c.id, DUPLICATE, c.version, found.leaf_index, found.leaf_hash)
 
 
 async def _load_codes(sql: Sql, batches: Sequence[DocumentBatch], group: dict[str, Any]) -> None:
@@ -344,7 +344,7 @@ class DocumentService:
 
     async def submit(
         self, issuer: str, documents: Sequence[SubmittedDocument]
-    ) -> tuple[list[SubmitResult], SignedHead]:
+    ) -> tuple[list[SubmitOutcome], SignedHead]:
         """Anchor `documents` for `issuer`; one result per input, in order.
 
         Rejected documents leave nothing behind; accepted ones (CREATED or DUPLICATE) are
@@ -356,7 +356,7 @@ class DocumentService:
         types = _Newest(self.types)
         if not any(policy.kind in t.issuer_kinds for t in types.values()):
             raise NotFound("the submitting institution issues no registered document type")
-        results: dict[int, SubmitResult] = {}
+        results: dict[int, SubmitOutcome] = {}
         batch = DocumentBatch(issuer, [])
         for position, doc in enumerate(documents):
             if position and position % _PREPARE_SLICE == 0:
@@ -366,7 +366,7 @@ class DocumentService:
             try:
                 candidate = prepare(doc, policy, types)
             except HubError as exc:
-                results[position] = SubmitResult(str(doc.id), REJECTED, error=exc)
+                results[position] = SubmitOutcome(str(doc.id), REJECTED, error=exc)
                 continue
             candidate.position = position
             batch.candidates.append(candidate)

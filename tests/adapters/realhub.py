@@ -21,7 +21,7 @@ import httpx
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 from tests.serving import ServerProcess
 
 _SCRIPT = Path(sys.executable).with_name("hub")
@@ -41,7 +41,9 @@ query($after: String) {
 class RealHub:
     """One hub (database, keys, data dir) that can be started, killed and started again."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, signer: Signer, token: str) -> None:
+    def __init__(
+        self, env: dict[str, str], workdir: Path, signer: DocumentSigner, token: str
+    ) -> None:
         self.env = env
         self.workdir = workdir
         self.signer = signer  # the key registered for HOSPITAL
@@ -60,7 +62,7 @@ class RealHub:
             "PYTHONUNBUFFERED": "1",
             **env,
         }
-        signer = Signer.generate()
+        signer = DocumentSigner.generate()
         public = workdir / "hospital.pub.pem"
         public.write_bytes(signer.public_key_pem())
         run(full, "keys", "init")

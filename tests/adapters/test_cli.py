@@ -11,7 +11,7 @@ from adapters.csv_export import write_csv_export
 from adapters.fhir import dump_fhir_json, invoice_to_fhir
 from adapters.hl7v2 import invoice_to_dft_p03
 from adapters.outbox import Outbox
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import invoice_document_id
 from tests.adapters.fakehub import FakeHub, FakeHubServer
@@ -87,7 +87,7 @@ def test_without_a_hub_documents_wait_in_the_outbox(
 def test_a_wrong_signature_is_dead_lettered_until_requeued(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registered, wrong = Signer.generate(), Signer.generate()
+    registered, wrong = DocumentSigner.generate(), DocumentSigner.generate()
     server = FakeHubServer(FakeHub(token=TOKEN, public_key=registered.public_key()))
     server.start()
     try:
@@ -282,7 +282,7 @@ def test_a_hub_url_with_credentials_is_refused_without_showing_them(
 def test_adapter_logs_are_one_json_object_a_line(
     tmp_path: Path, hub: FakeHubServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registered = Signer.generate()
+    registered = DocumentSigner.generate()
     hub.hub.public_key = registered.public_key()  # an unsigned run is rejected: warnings
     path, _ = hl7_batch(tmp_path, bad=False)
     args = ["--outbox", str(tmp_path / "outbox.db"), "--hub", hub.url, "--token", TOKEN]

@@ -23,7 +23,7 @@ from adapters.hub_client import (
     token_from_file,
 )
 from adapters.outbox import NewDocument, Outbox, document_key
-from adapters.signing import Signer, SigningKeyError, verify_signature
+from adapters.signing import DocumentSigner, SigningKeyError, verify_signature
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import INVOICE_TYPE, invoice_document_id
 from tests.adapters.fakehub import FakeHub, FakeHubServer
@@ -236,7 +236,7 @@ async def test_an_outbox_locked_past_its_timeout_pauses_delivery_only(
 
 
 async def test_bodies_are_signed_over_their_canonical_form(outbox: Outbox) -> None:
-    signer = Signer.generate()
+    signer = DocumentSigner.generate()
     hub = FakeHub(public_key=signer.public_key())
     bodies = demo_invoices(3, seed=9)
     outbox.enqueue([doc(body) for body in bodies])
@@ -249,8 +249,8 @@ async def test_bodies_are_signed_over_their_canonical_form(outbox: Outbox) -> No
 
 @pytest.mark.parametrize("signing", ["wrong key", "unsigned"])
 async def test_a_wrong_signature_is_refused_and_dead_lettered(outbox: Outbox, signing: str) -> None:
-    hub = FakeHub(public_key=Signer.generate().public_key())
-    signer = Signer.generate() if signing == "wrong key" else None
+    hub = FakeHub(public_key=DocumentSigner.generate().public_key())
+    signer = DocumentSigner.generate() if signing == "wrong key" else None
     (body,) = demo_invoices(1, seed=10)
     outbox.enqueue([doc(body)])
     async with asgi_client(hub) as client:
@@ -263,10 +263,10 @@ async def test_a_wrong_signature_is_refused_and_dead_lettered(outbox: Outbox, si
 
 
 def test_key_files_load_or_fail_in_one_line(tmp_path: Path) -> None:
-    signer = Signer.generate()
+    signer = DocumentSigner.generate()
     path = tmp_path / "key.pem"
     path.write_bytes(signer.private_key_pem())
-    loaded = Signer.from_file(path)
+    loaded = DocumentSigner.from_file(path)
     assert loaded.public_key_pem() == signer.public_key_pem()
     assert loaded.sign({"a": "1"}) == signer.sign({"a": "1"})  # Ed25519 is deterministic
     from cryptography.hazmat.primitives import serialization
@@ -278,18 +278,18 @@ def test_key_files_load_or_fail_in_one_line(tmp_path: Path) -> None:
         serialization.NoEncryption(),
     )
     with pytest.raises(SigningKeyError, match="Ed25519"):
-        Signer.from_pem(other)
+        DocumentSigner.from_pem(other)
     with pytest.raises(SigningKeyError, match="not a PEM"):
-        Signer.from_pem(b"hello")
+        DocumentSigner.from_pem(b"hello")
     with pytest.raises(SigningKeyError, match="cannot read"):
-        Signer.from_file(tmp_path / "missing.pem")
+        DocumentSigner.from_file(tmp_path / "missing.pem")
     encrypted = signer._key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"pw"),
     )
     with pytest.raises(SigningKeyError, match="encrypted"):
-        Signer.from_pem(encrypted)
+        DocumentSigner.from_pem(encrypted)
 
 
 # ----------------------------------------------------------------- the client's reading

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from adapters.delivery_process import DeliveryProcess, DeliverySettings
 from adapters.outbox import Outbox
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 from hub.documents.demo_data import demo_invoices
 from tests.adapters.fakehub import FakeHub, FakeHubServer
 from tests.adapters.test_delivery import doc
@@ -27,7 +27,7 @@ def settings(outbox: Path, hub: FakeHubServer, **more: object) -> DeliverySettin
 async def test_the_child_delivers_signed_documents_when_woken_and_stops_on_request(
     tmp_path: Path, hub: FakeHubServer
 ) -> None:
-    signer = Signer.generate()
+    signer = DocumentSigner.generate()
     key = tmp_path / "hospital.pem"
     key.write_bytes(signer.private_key_pem())
     hub.hub.public_key = signer.public_key()

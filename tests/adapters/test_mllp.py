@@ -21,7 +21,7 @@ from adapters.hl7v2 import invoice_to_dft_p03, read_header
 from adapters.hub_client import HubClient
 from adapters.mllp import Hl7Intake, MllpListener, hl7_key
 from adapters.outbox import Outbox
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import invoice_document_id
 from tests.adapters.fakehub import FakeHub, FakeHubServer
@@ -318,7 +318,7 @@ def plan_500() -> list[Planned]:
 class AdapterRun:
     """An in-process adapter (MLLP listener, outbox, delivery to a hub) and a TCP sender."""
 
-    def __init__(self, outbox: Outbox, url: str, token: str, signer: Signer) -> None:
+    def __init__(self, outbox: Outbox, url: str, token: str, signer: DocumentSigner) -> None:
         self.outbox = outbox
         self.client = HubClient(url, token)
         self.delivery = Delivery(
@@ -356,7 +356,7 @@ class AdapterRun:
 
 
 async def test_500_messages_with_the_hub_down_in_the_middle(tmp_path: Path) -> None:
-    signer = Signer.generate()
+    signer = DocumentSigner.generate()
     hub = FakeHub(token=TOKEN, public_key=signer.public_key())
     server = FakeHubServer(hub)
     server.start()

@@ -19,7 +19,7 @@ from adapters.fhir import dump_fhir_json, invoice_to_fhir
 from adapters.hl7v2 import invoice_to_dft_p03, read_header
 from adapters.mllp import hl7_key
 from adapters.outbox import Outbox
-from adapters.signing import Signer
+from adapters.signing import DocumentSigner
 from hub.cli import main as hub_main
 from hub.documents.demo_data import demo_invoices
 from hub.documents.invoice import invoice_document_id
@@ -43,7 +43,7 @@ def real_hub(database_url: str, tmp_path: Path) -> Iterator[RealHub]:
         hub.close()
 
 
-def key_file(tmp_path: Path, signer: Signer, name: str) -> Path:
+def key_file(tmp_path: Path, signer: DocumentSigner, name: str) -> Path:
     path = tmp_path / f"{name}.pem"
     path.write_bytes(signer.private_key_pem())
     return path
@@ -162,7 +162,7 @@ def test_a_wrong_signature_is_refused_by_the_hub_and_dead_lettered(
     outbox = str(tmp_path / "outbox.db")
     common = ["adapter", "hl7", str(path), "--outbox", outbox]
     common += ["--hub", real_hub.url, "--token", real_hub.token, "--wait", "20"]
-    wrong = key_file(tmp_path, Signer.generate(), "wrong")
+    wrong = key_file(tmp_path, DocumentSigner.generate(), "wrong")
     assert hub_main([*common, "--key", str(wrong)]) == 1
     assert real_hub.tree_size() == 0
     capsys.readouterr()

@@ -18,7 +18,7 @@ from hub.documents.service import (
     DUPLICATE,
     REJECTED,
     DocumentInput,
-    SubmitResult,
+    SubmitOutcome,
     document_versions,
     erase_document,
 )
@@ -65,7 +65,7 @@ async def ledger_size(hub: Hub) -> int:
     return head.size
 
 
-async def assert_included(hub: Hub, result: SubmitResult, head: SignedHead) -> None:
+async def assert_included(hub: Hub, result: SubmitOutcome, head: SignedHead) -> None:
     """The result's leaf is proven, from stored tiles, under the signed checkpoint."""
     cp = open_checkpoint(head.note, hub.signer.verifier, hub.settings.origin)
     assert (cp.size, cp.root) == (head.size, head.root)
@@ -150,7 +150,7 @@ async def test_a_mixed_batch_anchors_the_good_and_leaves_nothing_of_the_bad(
     results, head = await hub.documents.submit(HOSPITAL, inputs)
 
     assert len(results) == len(inputs)
-    accepted: list[SubmitResult] = []
+    accepted: list[SubmitOutcome] = []
     for sent, result, named in zip(inputs, results, expected, strict=True):
         assert result.id == sent.id
         if named is None:
