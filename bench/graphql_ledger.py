@@ -42,7 +42,7 @@ async def _bulk(hub: Any, total: int) -> None:
     from hub.documents.canonical import body_digest, canonical_json, document_leaf_data
     from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
     from hub.documents.invoice import INVOICE_TYPE
-    from hub.ledger.storage import append_entries, read_head, store_checkpoint
+    from hub.ledger.storage import append_entries, read_checkpoint, store_checkpoint
 
     issuer = DEMO_HOSPITALS[0].id
     template = demo_invoices(1, seed=999)[0]
@@ -56,7 +56,7 @@ async def _bulk(hub: Any, total: int) -> None:
     while done < total:
         n = min(BULK_CHUNK, total - done)
         async with hub.db.transaction() as sql:
-            head = await read_head(sql)
+            head = await read_checkpoint(sql)
             assert head is not None  # Hub.start signed the empty tree
             size = head.size
             entries: list[bytes] = []

@@ -14,7 +14,6 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hub.documents.store import fetch
 from hub.documents.types import KIND
 from hub.errors import BadInput, Conflict
 from hub.store.db import Database, Sql
@@ -140,9 +139,8 @@ async def institutions_by_id(db: Database, ids: Sequence[str]) -> list[Instituti
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
-    # Read for the tokens of most requests: off the writer's connection (store.fetch).
-    rows = await fetch(
-        db,
+    # Read for the tokens of most requests: off the writer's connection (Database.fetch).
+    rows = await db.fetch(
         f"SELECT id, name, kind, signatures_required FROM institutions WHERE id IN ({marks})",
         list(ids),
     )
@@ -158,6 +156,6 @@ async def _bill_codes(db: Database, ids: Sequence[str] | None) -> dict[str, tupl
     if ids is not None:
         query += f" WHERE institution IN ({','.join('?' * len(ids))})"
     by_institution: dict[str, list[str]] = {}
-    for institution, code in await fetch(db, query + " ORDER BY code", params):
+    for institution, code in await db.fetch(query + " ORDER BY code", params):
         by_institution.setdefault(str(institution), []).append(str(code))
     return {k: tuple(v) for k, v in by_institution.items()}

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.documents.service import DocumentService, SubmitOutcome, SubmittedDocument
 from hub.ledger.sequencer import Integrated, Sequencer
-from hub.ledger.storage import SignedHead
+from hub.ledger.storage import SignedHead, read_checkpoint
 from hub.outages import outage
 from hub.services import Hub
 from hub.store.db import Database
@@ -191,13 +191,13 @@ class Metrics:
         # The tree grows through every replica; read its size rather than trust our own view.
         db: Database = request.app.state.hub.db
         try:
-            rows = await db.sql.fetch("SELECT MAX(size) FROM ledger_checkpoints")
+            head = await read_checkpoint(db)
         except Exception as exc:
             if outage(exc) is None:
                 raise
-            rows = []  # the database is down: the last size seen, and the process metrics
-        if rows and rows[0][0] is not None:
-            self.tree_size.set(int(rows[0][0]))
+            head = None  # the database is down: the last size seen, and the process metrics
+        if head is not None:
+            self.tree_size.set(head.size)
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hub.outages import outage
 from hub.store.db import Database
+from hub.store.ledger import read_checkpoint
 
 # Free bytes below which the SQLite file's disk counts as full: a few of the largest
 # requests (2 MiB bodies, written with their tiles and index rows) must still fit.
@@ -22,7 +23,7 @@ class _RollBack(Exception):
 async def write_refusal(db: Database) -> str | None:
     """Why a write would fail now (a sentence for the probe's body); None when ready."""
     try:
-        await db.sql.fetch("SELECT size FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
+        await read_checkpoint(db.sql)  # on the writers' connection: the one a write needs
         path = db.sqlite_file
         if path is not None:
             return _disk_refusal(path)

@@ -73,7 +73,7 @@ class Hub:
         )
         sequencer = Sequencer(db, signer, settings.origin, integrator=integrator)
         await sequencer.ensure_head()
-        tiles = TileReader(db)
+        tiles = TileReader(db.reader)
         witnesses = None
         if settings.witness_policy is not None:
             policy = load_policy(settings.witness_policy)

@@ -10,12 +10,11 @@ from strawberry.dataloader import DataLoader
 from hub.access.documents import DocRow
 from hub.access.grants import Grant, active_grants
 from hub.access.ratelimit import GuessLimiter, RateLimiter, Unlimited
-from hub.access.reads import signed_head
 from hub.access.visibility import Scope, scope_for
 from hub.auth.principal import Principal
 from hub.errors import Unauthenticated
 from hub.institutions import InstitutionRecord
-from hub.ledger.storage import SignedHead
+from hub.ledger.storage import SignedHead, read_checkpoint
 from hub.services import Hub
 
 
@@ -124,7 +123,7 @@ class Context:
         With ``covering``, one that includes that leaf: a leaf this request anchored (a
         body read's access leaf) is newer than the checkpoint read before it."""
         if size is not None:
-            return await signed_head(self.hub.db, size)
+            return await read_checkpoint(self.hub.db, size)
         if self._head is None or self._head.size <= covering:
-            self._head = await signed_head(self.hub.db)
+            self._head = await read_checkpoint(self.hub.db)
         return self._head

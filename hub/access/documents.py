@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from hub.access.visibility import Scope
-from hub.documents.store import SELECT, DocRow, fetch, row_of, with_id
+from hub.documents.store import SELECT, DocRow, row_of, with_id
 from hub.store.db import Database
 
 __all__ = ["STATUSES", "DocRow", "DocumentFilter", "count", "page", "with_id"]
@@ -74,8 +74,8 @@ async def page(
     clause, params = where
     if after is not None:
         clause, params = f"{clause} AND leaf_index > ?", [*params, after]
-    rows = await fetch(
-        db, f"{SELECT} WHERE {clause} ORDER BY leaf_index LIMIT ?", [*params, first + 1]
+    rows = await db.fetch(
+        f"{SELECT} WHERE {clause} ORDER BY leaf_index LIMIT ?", [*params, first + 1]
     )
     return [row_of(r) for r in rows[:first]], len(rows) > first
 

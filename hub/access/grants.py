@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from hub.documents.canonical import grant_leaf_data, is_date, is_timestamp
 from hub.documents.registry import registry_for
-from hub.documents.store import fetch
 from hub.documents.types import TYPE_NAME
 from hub.errors import BadInput, Conflict, NotFound
 from hub.ledger.sequencer import Staged
@@ -97,8 +96,8 @@ async def list_grants(db: Database | Sql, agency: str | None = None) -> list[Gra
     if agency is not None:
         query, params = query + " WHERE agency = ?", [agency]
     query += " ORDER BY created_at, id"
-    # Every agency request reads its grants: off the writer's connection (store.fetch).
-    rows = await (fetch(db, query, params) if isinstance(db, Database) else db.fetch(query, params))
+    # Every agency request reads its grants: off the writer's connection (Database.fetch).
+    rows = await db.fetch(query, params)
     return [_row(r) for r in rows]
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from hub.access.reads import fetch
 from hub.claims.leaves import ACTIVE, RELEASED, ClaimFields
 from hub.store.db import Database
 
@@ -108,7 +107,7 @@ async def claims_on(
     params: list[Any] = [issuer, doc_type, doc_id]
     if agency is not None:
         query, params = query + " AND c.agency = ?", [*params, agency]
-    rows = await fetch(db, query + " ORDER BY c.leaf_index", params)
+    rows = await db.fetch(query + " ORDER BY c.leaf_index", params)
     return [record_of(r) for r in rows]
 
 
@@ -118,7 +117,7 @@ def claimed_total(claims: Sequence[ClaimRecord]) -> Decimal:
 
 
 async def claim_by_id(db: Database, claim_id: str, agency: str) -> ClaimRecord | None:
-    rows = await fetch(db, f"{SELECT} WHERE c.id = ? AND c.agency = ?", [claim_id, agency])
+    rows = await db.fetch(f"{SELECT} WHERE c.id = ? AND c.agency = ?", [claim_id, agency])
     return record_of(rows[0]) if rows else None
 
 
@@ -158,9 +157,7 @@ async def list_claims(
     if status is not None:
         parts.append(_STATUS_SQL[status])
     clause = (" WHERE " + " AND ".join(parts)) if parts else ""
-    rows = await fetch(
-        db, f"{SELECT}{join}{clause} ORDER BY c.leaf_index LIMIT ?", [*params, limit]
-    )
+    rows = await db.fetch(f"{SELECT}{join}{clause} ORDER BY c.leaf_index LIMIT ?", [*params, limit])
     return [record_of(r) for r in rows]
 
 
@@ -186,18 +183,15 @@ async def claim_events(
     it was anchored."""
     join, parts, params = _seen_by(agency, where)
     scope = "".join(f" AND {p}" for p in parts)
-    booked = await fetch(
-        db,
+    booked = await db.fetch(
         f"{SELECT}{join} WHERE c.leaf_index > ? AND c.leaf_index < ?{scope}",
         [after, upto, *params],
     )
-    released = await fetch(
-        db,
+    released = await db.fetch(
         f"{SELECT}{join} WHERE c.release_leaf_index > ? AND c.release_leaf_index < ?{scope}",
         [after, upto, *params],
     )
-    disputed = await fetch(
-        db,
+    disputed = await db.fetch(
         f"SELECT {_COLUMNS}, v.leaf_index FROM claims c{join} JOIN documents v"
         " ON v.issuer = c.issuer AND v.type = c.type AND v.doc_id = c.doc_id"
         " AND v.version > c.version AND v.status = 'reversed'"

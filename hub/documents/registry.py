@@ -24,7 +24,6 @@ from typing import Any
 
 from hub.documents.canonical import type_leaf_data
 from hub.documents.compat import check_successor
-from hub.documents.store import fetch
 from hub.documents.types import DocumentType, parse_definition
 from hub.errors import BadInput, Conflict, HubError
 from hub.ledger.sequencer import Sequencer, Staged
@@ -98,7 +97,7 @@ class Registry:
 
     async def refresh(self) -> "Registry":
         """Take in what was registered since the last look (on any process)."""
-        rows = await fetch(self.db, NEWEST_TYPE)
+        rows = await self.db.fetch(NEWEST_TYPE)
         return await self.refresh_to(rows[0][0] if rows else None)
 
     async def refresh_to(self, newest: int | None) -> "Registry":
@@ -106,8 +105,7 @@ class Registry:
         which a caller may read along with something else."""
         if newest is None or int(newest) <= self._seen:
             return self
-        found = await fetch(
-            self.db,
+        found = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM document_types WHERE leaf_index > ? ORDER BY leaf_index",
             [self._seen],
         )

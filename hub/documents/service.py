@@ -28,7 +28,6 @@ from hub.documents.store import (  # noqa: F401  (re-exported: readers import th
     document_at,
     document_versions,
     erase_document,
-    fetch,
 )
 from hub.documents.types import DocumentType
 from hub.errors import BadInput, Conflict, HubError, NotFound
@@ -315,23 +314,21 @@ class DocumentService:
         # Off the writer's connection: there it would wait for the integrating
         # transaction to commit before the batch could even be validated.
         # The newest type registration rides along: one round trip fewer per request.
-        rows = await fetch(
-            self.db,
+        rows = await self.db.fetch(
             f"SELECT kind, signatures_required, ({NEWEST_TYPE}) FROM institutions WHERE id = ?",
             [issuer],
         )
         if not rows:
             raise NotFound("the submitting institution is not registered")
-        keys = await fetch(
-            self.db,
+        keys = await self.db.fetch(
             "SELECT public_key FROM issuer_keys WHERE institution_id = ? AND revoked_at IS NULL",
             [issuer],
         )
         kind = str(rows[0][0])
         codes: list[Sequence[Any]] = []
         if kind == "hospital":
-            codes = await fetch(
-                self.db, "SELECT code, assigned FROM bill_codes WHERE institution = ?", [issuer]
+            codes = await self.db.fetch(
+                "SELECT code, assigned FROM bill_codes WHERE institution = ?", [issuer]
             )
         return IssuerPolicy(
             tuple(VerifyKey(bytes(k[0])) for k in keys),

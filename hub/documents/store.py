@@ -2,7 +2,7 @@
 
 Every reader of the `documents` table (intake's duplicate checks aside, which read only
 what identity needs) goes through `SELECT` and `row_of`, so a column is added in one place.
-Reads run off the writer's connection (`fetch`).
+Reads run off the writer's connection (`Database.fetch`, hub.store.reader).
 """
 
 from collections.abc import Sequence
@@ -24,26 +24,9 @@ __all__ = [
     "document_at",
     "document_versions",
     "erase_document",
-    "fetch",
     "row_of",
     "with_id",
 ]
-
-
-async def fetch(db: Database, query: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-    """Rows of a short indexed read, off the writer's connection.
-
-    On SQLite, tortoise runs every query on one aiosqlite connection: each read pays a
-    thread hop (~200 µs, more than a point read costs) and waits behind any integrating
-    transaction. The database's read-only synchronous connection, in WAL mode, sees the
-    latest commit and never blocks the writer; it runs on the event loop, so only short
-    indexed reads belong here. On PostgreSQL this is the connection pool.
-    """
-    reader = db.sqlite_reader()
-    if reader is None:
-        return await db.sql.fetch(query, params)
-    rows: list[Sequence[Any]] = reader.execute(query, list(params)).fetchall()
-    return rows
 
 
 @dataclass(frozen=True)
@@ -137,7 +120,7 @@ async def with_id(db: Database, doc_id: str, doc_type: str | None = None) -> lis
         query, params = f"{SELECT} WHERE type IN ({_TYPES}) AND doc_id = ?", [doc_id]
     else:
         query, params = f"{SELECT} WHERE type = ? AND doc_id = ?", [doc_type, doc_id]
-    rows = await fetch(db, f"{query} ORDER BY issuer, type, version", params)
+    rows = await db.fetch(f"{query} ORDER BY issuer, type, version", params)
     return [row_of(r) for r in rows]
 
 

@@ -20,7 +20,7 @@ from hub.ledger.storage import (
     SignedHead,
     append_entries,
     lock_ledger,
-    read_head,
+    read_checkpoint,
     store_checkpoint,
 )
 from hub.ledger.tree import EMPTY_ROOT, leaf_hash
@@ -134,7 +134,7 @@ class Sequencer:
 
         async def work(sql: Sql) -> SignedHead:
             await lock_ledger(sql)
-            head = await read_head(sql)
+            head = await read_checkpoint(sql)
             if head is None:
                 head = await store_checkpoint(sql, self.signer, self.origin, 0, EMPTY_ROOT)
             return head
@@ -204,7 +204,7 @@ async def append_group(
     how many entries were appended.
     """
     await lock_ledger(sql)
-    head = await read_head(sql)
+    head = await read_checkpoint(sql)
     size = head.size if head else 0
     entries: list[bytes] = []
     hashes: list[bytes] = []

@@ -1,8 +1,9 @@
 """The ledger in the database: tiles, entry bundles and signed checkpoints.
 
-Writes happen inside the integrating transaction handed in by the sequencer; reads serve
-proofs from at most one stored tile per tile level, so a proof costs O(log n) hashes read
-in one query and never rehashes leaves.
+Writes happen inside the integrating transaction handed in by the sequencer (its `Sql`);
+reads take a `Reader` (hub.store.reader), the storage driver that knows its dialect, and
+serve proofs from at most one stored tile per tile level, so a proof costs O(log n)
+hashes read in one query and never rehashes leaves.
 """
 
 from collections import OrderedDict
@@ -28,14 +29,14 @@ from hub.ledger.tiles import (
     tile_need,
 )
 from hub.ledger.tree import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
-from hub.store.db import Database, Sql
 from hub.store.ledger import (  # noqa: F401  (re-exported: the ledger keeps its names)
     SignedHead,
     insert_checkpoint,
     lock_ledger,
-    read_checkpoint_with,
-    read_head,
+    read_checkpoint,
 )
+from hub.store.reader import Reader
+from hub.store.sql import Sql
 
 TileMap = dict[tuple[int, int], tuple[int, bytes]]
 
@@ -160,8 +161,8 @@ class TileReader:
     read at width W serves every later proof that needs no more than W bottom nodes.
     """
 
-    def __init__(self, db: Database, cache_tiles: int = 4096) -> None:
-        self.db = db
+    def __init__(self, reader: Reader, cache_tiles: int = 4096) -> None:
+        self.reader = reader
         self.cache_tiles = cache_tiles
         self._cache: OrderedDict[tuple[int, int], tuple[int, bytes]] = OrderedDict()
 
@@ -186,20 +187,7 @@ class TileReader:
         return found
 
     async def _fetch(self, wanted: list[tuple[int, int]]) -> TileMap:
-        keys = [tile_key(level, index) for level, index in wanted]
-        pool = await self.db.postgres_reader()
-        if pool is not None:
-            rows = await pool.fetch(
-                "SELECT id, width, hashes FROM ledger_tiles WHERE id = ANY($1::bigint[])", keys
-            )
-            return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
-        reader = self.db.sqlite_reader()
-        if reader is None:
-            return await fetch_tiles(self.db.sql, wanted)
-        rows = reader.execute(
-            f"SELECT id, width, hashes FROM ledger_tiles WHERE id IN ({_in_list(len(keys))})",
-            keys,
-        ).fetchall()
+        rows = await self.reader.fetch_tiles([tile_key(level, index) for level, index in wanted])
         return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
 
     async def _hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
@@ -230,8 +218,8 @@ class TileReader:
         return _node(tiles, (0, index))
 
 
-async def read_leaf_data(db: Database, index: int) -> bytes:
-    rows = await db.sql.fetch(
+async def read_leaf_data(reader: Reader, index: int) -> bytes:
+    rows = await reader.fetch(
         "SELECT data FROM ledger_bundles WHERE id = ?", [index // BUNDLE_SIZE]
     )
     if not rows:
@@ -242,16 +230,11 @@ async def read_leaf_data(db: Database, index: int) -> bytes:
     return entries[index % BUNDLE_SIZE]
 
 
-async def read_checkpoint(db: Database, size: int | None = None) -> SignedHead | None:
-    """The latest signed checkpoint, or the one of ``size``, on the database's own
-    connection (hub.store.ledger has the one read path)."""
-    return await read_checkpoint_with(db.sql.fetch, size)
+async def read_tile(reader: Reader, level: int, index: int) -> tuple[int, bytes] | None:
+    rows = await reader.fetch_tiles([tile_key(level, index)])
+    return (int(rows[0][1]), bytes(rows[0][2])) if rows else None
 
 
-async def read_tile(db: Database, level: int, index: int) -> tuple[int, bytes] | None:
-    return (await fetch_tiles(db.sql, [(level, index)])).get((level, index))
-
-
-async def read_bundle(db: Database, index: int) -> tuple[int, bytes] | None:
-    rows = await db.sql.fetch("SELECT width, data FROM ledger_bundles WHERE id = ?", [index])
+async def read_bundle(reader: Reader, index: int) -> tuple[int, bytes] | None:
+    rows = await reader.fetch("SELECT width, data FROM ledger_bundles WHERE id = ?", [index])
     return (int(rows[0][0]), bytes(rows[0][1])) if rows else None

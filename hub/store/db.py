@@ -1,9 +1,9 @@
 """Database connection: tortoise-orm for the models, a thin SQL layer (hub.store.sql) for the
-hot paths, and on SQLite a writer thread of its own for write transactions."""
+hot paths, a reader of its dialect for the read side (hub.store.reader), and on SQLite a
+writer thread of its own for write transactions."""
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tortoise import Tortoise, connections
 from tortoise.transactions import in_transaction
 
+from hub.store.reader import PostgresReader, Reader, Rows, SqliteReader, SqlReader
 from hub.store.sql import Sql, TortoiseSql
 from hub.store.sqlite_writer import SqliteWriter
 
@@ -20,7 +21,6 @@ __all__ = ["Database", "Sql", "migrate", "sqlite_path", "tortoise_config"]
 T = TypeVar("T")
 MODELS = ["hub.models"]
 MIGRATIONS = "hub.migrations"
-READER_MMAP_BYTES = 1 << 30
 # Not the ledger's integration lock (hub.ledger.storage): "LHMIGRAT".
 MIGRATION_LOCK_KEY = 0x4C484D4947524154
 _POOL_OPTIONS = {"minsize", "maxsize", "max_queries", "max_inactive_connection_lifetime", "schema"}
@@ -53,12 +53,21 @@ def sqlite_path(url: str) -> Path | None:
 
 
 class Database:
+    """One hub database. It is a `Reader` too: its reads go through `reader`, the driver
+    of its dialect, so the read side takes a Database or a bare reader alike."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.postgres = url.startswith(("postgres://", "postgresql://", "asyncpg://"))
-        self._reader: sqlite3.Connection | None = None
-        self._read_pool: Any = None
         self._writer: SqliteWriter | None = None
+        self.reader: Reader
+        path = self.sqlite_file
+        if self.postgres:
+            self.reader = PostgresReader(lambda: self.sql, _libpq_url(url))
+        elif path is not None:
+            self.reader = SqliteReader(path)
+        else:
+            self.reader = SqlReader(lambda: self.sql)
 
     async def open(self) -> None:
         path = sqlite_path(self.url)
@@ -72,12 +81,7 @@ class Database:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
             self._writer = None
-        if self._read_pool is not None:
-            await self._read_pool.close()
-            self._read_pool = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        await self.reader.close()
         # Also clears the global fallback, so the next open() in this process may set it.
         await Tortoise.close_connections()
 
@@ -110,37 +114,12 @@ class Database:
             self._writer = SqliteWriter(path)
         return await self._writer.run(work)
 
-    def sqlite_reader(self) -> sqlite3.Connection | None:
-        """A read-only synchronous SQLite connection for point reads on the event loop.
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> Rows:
+        """Rows of a short indexed read, off the writer (see hub.store.reader)."""
+        return await self.reader.fetch(query, params)
 
-        A primary-key read from SQLite's page cache takes ~15 µs; the aiosqlite thread hop
-        costs ~200 µs, more than the read itself, so proofs read through this instead.
-        """
-        if self._reader is not None:
-            return self._reader
-        path = self.sqlite_file
-        if path is None:
-            return None
-        self._reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        # Proofs read tiles at random across the file: map it rather than copy each
-        # page through a syscall (bounded address space, not memory).
-        self._reader.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
-        return self._reader
-
-    async def postgres_reader(self) -> Any:
-        """An asyncpg pool of its own for point reads on PostgreSQL (proofs).
-
-        Going through tortoise's client costs about three times the round trip itself
-        here, and proofs are the hottest read the hub serves.
-        """
-        if not self.postgres:
-            return None
-        if self._read_pool is None:
-            import asyncpg
-
-            dsn = "postgresql://" + self.url.split("://", 1)[1]
-            self._read_pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-        return self._read_pool
+    async def fetch_tiles(self, keys: Sequence[int]) -> Rows:
+        return await self.reader.fetch_tiles(keys)
 
 
 async def migrate(url: str) -> None:

@@ -1,15 +1,14 @@
 """The ledger's rows the store answers for: the integrator's lock and the checkpoints.
 
 Each dialect's way of making one transaction the only integrator lives here, and so does
-the one read path of the signed checkpoints: the latest (`read_head`) or the one of a size
-(`read_checkpoint`), on a transaction's `Sql` or on the database's read-only connection
-(`read_head_off_writer`, for the API's hot paths).
+the one read of the signed checkpoints, `read_checkpoint`: the latest or the one of a
+size, in a transaction (its `Sql`) or off the writer (a `Database` or its reader).
 """
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from hub.store.sql import Sql
 
@@ -18,7 +17,11 @@ ADVISORY_LOCK_KEY = 0x4C45444745524855  # "LEDGERHU"
 _LATEST = "SELECT size, root, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1"
 _AT_SIZE = "SELECT size, root, note FROM ledger_checkpoints WHERE size = ?"
 
-Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Sequence[Any]]]]
+
+class Fetches(Protocol):
+    """Where rows come from: a transaction's `Sql`, a `Database` or a `Reader`."""
+
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -40,19 +43,14 @@ async def lock_ledger(sql: Sql) -> None:
         await sql.execute("DELETE FROM ledger_checkpoints WHERE size < 0")
 
 
-async def read_checkpoint_with(fetch: Fetch, size: int | None = None) -> SignedHead | None:
-    """The latest signed checkpoint, or the one of ``size``, through ``fetch``; None when
-    there is none (a log that signed nothing yet, a size it never signed)."""
-    rows = await (fetch(_LATEST, ()) if size is None else fetch(_AT_SIZE, [size]))
+async def read_checkpoint(source: Fetches, size: int | None = None) -> SignedHead | None:
+    """The latest signed checkpoint, or the one of ``size``; None when there is none (a
+    log that signed nothing yet, a size it never signed)."""
+    rows = await (source.fetch(_LATEST) if size is None else source.fetch(_AT_SIZE, [size]))
     if not rows:
         return None
     found, root, note = rows[0]
     return SignedHead(int(found), bytes(root), note)
-
-
-async def read_head(sql: Sql) -> SignedHead | None:
-    """The latest signed checkpoint, read in ``sql``'s transaction (or connection)."""
-    return await read_checkpoint_with(sql.fetch)
 
 
 async def insert_checkpoint(sql: Sql, head: SignedHead, signed_at: datetime) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from hub.documents.demo_data import DEMO_HOSPITALS, demo_invoices
-from hub.ledger.storage import TileReader, read_head
+from hub.ledger.storage import TileReader, read_checkpoint
 from hub.store.db import Database
 from tests.deploy.server import Deployment, document_of, submit
 
@@ -89,7 +89,7 @@ async def test_sigterm_under_load_drains_and_loses_no_acknowledged_document(
     await db.open()
     try:
         reader = TileReader(db)
-        head = await read_head(db.sql)
+        head = await read_checkpoint(db.sql)
         assert head is not None
         # Every acknowledged document is in the ledger, at the index and with the leaf
         # hash it was acknowledged with, under a checkpoint no later than the last one.

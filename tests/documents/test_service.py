@@ -25,7 +25,7 @@ from hub.documents.service import (
 from hub.errors import NotFound
 from hub.institutions import add_institution, add_issuer_key
 from hub.ledger.checkpoint import open_checkpoint
-from hub.ledger.storage import SignedHead, read_head
+from hub.ledger.storage import SignedHead, read_checkpoint
 from hub.ledger.tree import leaf_hash, verify_inclusion
 from hub.models import Document, LedgerCheckpoint
 from hub.services import Hub
@@ -60,7 +60,7 @@ async def count_documents(hub: Hub) -> int:
 
 
 async def ledger_size(hub: Hub) -> int:
-    head = await read_head(hub.db.sql)
+    head = await read_checkpoint(hub.db.sql)
     assert head is not None
     return head.size
 
@@ -328,7 +328,7 @@ async def test_erasure_keeps_the_leaf_and_its_proof(started: Hub) -> None:
     rows = await hub.db.sql.fetch("SELECT body, salt FROM documents WHERE doc_id = ?", [target.id])
     assert [tuple(r) for r in rows] == [(None, None)]
 
-    head = await read_head(hub.db.sql)
+    head = await read_checkpoint(hub.db.sql)
     assert head is not None and head.size == 4
     await assert_included(hub, target, head)
     report = await verify_ledger(hub.db, hub.signer.verifier, hub.settings.origin)

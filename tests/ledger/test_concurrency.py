@@ -10,7 +10,7 @@ from typing import Any
 from hub.audit import verify_ledger
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.checkpoint import open_checkpoint
-from hub.ledger.storage import TileReader, decode_bundle, read_head
+from hub.ledger.storage import TileReader, decode_bundle, read_checkpoint
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes, verify_consistency
 from hub.store.db import Database
 from tests.ledger.appender import SUBMISSIONS, TASKS, concurrent_entry
@@ -89,7 +89,7 @@ async def test_three_processes_append_one_gapless_consistent_log(
         assert first == at, f"gap or overlap at index {at}"
         at += count
     n = at
-    head = await read_head(db.sql)
+    head = await read_checkpoint(db.sql)
     assert head is not None and head.size == n
 
     # Every entry sits at the index its process was told.

@@ -12,7 +12,7 @@ import pytest
 from hub.audit import verify_ledger
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.sequencer import Sequencer
-from hub.ledger.storage import decode_bundle, read_head
+from hub.ledger.storage import decode_bundle, read_checkpoint
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
 from hub.store.db import Database
 from tests.ledger.appender import IndexedEntries, crash_entry, hub_ledger_verify
@@ -93,7 +93,7 @@ async def test_sigkill_mid_integration_keeps_every_acknowledged_entry(
 
     assert [first for first, _, _ in acks] == [i * BATCH for i in range(len(acks))]
     acknowledged = max(size for _, _, size in acks)
-    head = await read_head(db.sql)
+    head = await read_checkpoint(db.sql)
     assert head is not None
     verifier = load_log_signer(key).verifier
     assert (await verify_ledger(db, verifier, ORIGIN)).size == head.size

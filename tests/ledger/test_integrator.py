@@ -17,7 +17,7 @@ from hub.errors import IntegratorGone
 from hub.keys import create_log_key, load_log_signer
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.sequencer import Sequencer
-from hub.ledger.storage import read_head, read_leaf_data
+from hub.ledger.storage import read_checkpoint, read_leaf_data
 from hub.ledger.tree import leaf_hash, root_from_leaf_hashes
 from hub.services import ledger_integrator
 from hub.store.db import Database, migrate
@@ -85,7 +85,7 @@ async def test_groups_handed_over_at_once_commit_in_order_each_seeing_the_last(
         )
     ]
     assert (head_a.size, head_b.size) == (3, 5)
-    stored = await read_head(db.sql)
+    stored = await read_checkpoint(db.sql)
     assert stored is not None and stored.size == 5
 
 
@@ -102,7 +102,7 @@ async def test_concurrent_submissions_get_disjoint_indexes_under_signed_checkpoi
         taken |= indexes
         for offset, entry in enumerate(sub.entries):
             assert await read_leaf_data(db, sub.first_index + offset) == entry
-    final = await read_head(db.sql)
+    final = await read_checkpoint(db.sql)
     assert final is not None and final.size == len(taken) == max(taken) + 1
     hashes = [leaf_hash(await read_leaf_data(db, i)) for i in range(final.size)]
     assert final.root == root_from_leaf_hashes(hashes)
@@ -230,7 +230,7 @@ async def test_a_parent_killed_mid_stream_leaves_whole_groups_and_no_child(
 
 
 async def _check_whole_groups(db: Database, key: Path, acknowledged: int) -> None:
-    head = await read_head(db.sql)
+    head = await read_checkpoint(db.sql)
     assert head is not None
     # What the child had in hand may have committed after its parent died, never in part.
     assert head.size >= acknowledged and head.size % BATCH == 0

@@ -9,7 +9,7 @@ import pytest
 from hub.ledger.checkpoint import open_checkpoint
 from hub.ledger.note import Signer, generate_signer_key, parse_signer_key
 from hub.ledger.sequencer import Sequencer, Staged
-from hub.ledger.storage import TileReader, read_checkpoint, read_head, read_leaf_data
+from hub.ledger.storage import TileReader, read_checkpoint, read_leaf_data
 from hub.ledger.tiles import consistency_ranges
 from hub.ledger.tree import (
     consistency_proof,
@@ -50,7 +50,7 @@ async def test_batches_of_every_shape_match_the_reference_tree(
         first = await _append(seq, data)
         assert first == len(leaves)
         leaves.extend(data)
-        head = await read_head(db.sql)
+        head = await read_checkpoint(db.sql)
         assert head is not None and head.size == len(leaves)
         heads.append(head)
     hashes = [leaf_hash(x) for x in leaves]
@@ -113,7 +113,7 @@ async def test_concurrent_submissions_are_group_committed_without_gaps(
         assert head.size >= sub.first_index + len(sub.entries)
         stored = await read_checkpoint(db, head.size)
         assert stored == head
-    final = await read_head(db.sql)
+    final = await read_checkpoint(db.sql)
     assert final is not None and final.size == at
     assert len({h.size for h in heads}) < len(subs), "submissions were not grouped"
 
@@ -129,6 +129,6 @@ async def test_a_failing_submission_leaves_nothing_and_spares_the_group(
     good = Entries([b"a", b"b"])
     results = await asyncio.gather(seq.submit(Broken()), seq.submit(good), return_exceptions=True)
     assert isinstance(results[0], ValueError)
-    head = await read_head(db.sql)
+    head = await read_checkpoint(db.sql)
     assert head is not None and head.size == 2
     assert head.root == root_from_leaf_hashes([leaf_hash(b"a"), leaf_hash(b"b")])
