@@ -20,10 +20,14 @@ run: $(STAMP)
 # Two workers: the tests wait on child processes, sockets and databases more than on the
 # CPU. `--dist load` hands tests out in collection order, so each worker still runs the
 # browser tests last (tests/conftest.py). TEST_WORKERS=0 runs the suite in one process.
+# Bytecode caches (gitignored) spare each worker, and each `hub` process a test starts,
+# compiling the project again; an environment with PYTHONDONTWRITEBYTECODE set would
+# double the time collection alone takes.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist load
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  -n $(TEST_WORKERS) --dist load
 
 SOURCES := $(wildcard hub schema adapters common tests bench)
 

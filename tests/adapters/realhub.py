@@ -1,7 +1,9 @@
 """A real hub for the adapter tests: `hub serve` in a subprocess, set up with the CLI.
 
 RealHub.create runs `hub keys init`, registers one hospital with its Ed25519 key and
-`--signatures-required`, and issues it a token, all as an operator would. start() serves
+`--signatures-required`, and issues it a token, all as an operator would (the CLI's own
+`main`, in this process: tests/test_cli.py runs the console script itself, and a Python
+process start would cost each test more than the commands do). start() serves
 (first on port 0, then on the port it got, so a restart keeps the adapter's URL) and
 returns once /readyz answers; kill() is SIGKILL. Reads go through the public contract:
 GraphQL as the hospital and GET /log/checkpoint.
@@ -9,11 +11,12 @@ GraphQL as the hospital and GET /log/checkpoint.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import subprocess
 import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from adapters.signing import DocumentSigner
+from hub.cli import main
 from tests.serving import ServerProcess
 
 _SCRIPT = Path(sys.executable).with_name("hub")
@@ -66,8 +70,7 @@ class RealHub:
         public = workdir / "hospital.pub.pem"
         public.write_bytes(signer.public_key_pem())
         run(full, "keys", "init")
-        # The token needs only the JWT key: issue it while the institution is registered.
-        add = _spawn(
+        run(
             full,
             *("institution", "add", "--id", HOSPITAL, "--name", "Real Hospital"),
             *("--kind", "hospital", "--key", str(public), "--signatures-required"),
@@ -75,7 +78,6 @@ class RealHub:
         token = run(
             full, "token", "issue", "--role", "hospital", "--sub", "his", "--inst", HOSPITAL
         )
-        _finish(add)
         return cls(full, workdir, signer, token.strip())
 
     @property
@@ -158,17 +160,17 @@ class RealHub:
 
 
 def run(env: dict[str, str], *args: str) -> str:
-    return _finish(_spawn(env, *args))
-
-
-def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*HUB, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _finish(process: subprocess.Popen[str]) -> str:
-    out, err = process.communicate(timeout=60)
-    if process.returncode != 0:
-        raise AssertionError(f"{process.args!r}: exit {process.returncode}: {err.strip()}")
-    return out
+    """`hub <args>` with `env` as the whole environment; its standard output."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    if code != 0:
+        raise AssertionError(f"hub {' '.join(args)}: exit {code}: {err.getvalue().strip()}")
+    return out.getvalue()
