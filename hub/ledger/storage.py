@@ -9,6 +9,7 @@ hashes read in one query and never rehashes leaves.
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from hub.errors import LedgerCorrupt
 from hub.ledger.checkpoint import Checkpoint, format_checkpoint
@@ -35,24 +36,20 @@ from hub.store.ledger import (  # noqa: F401  (re-exported: the ledger keeps its
     lock_ledger,
     read_checkpoint,
 )
-from hub.store.reader import Reader
+from hub.store.reader import Reader, tiles_query
 from hub.store.sql import Sql
 
 TileMap = dict[tuple[int, int], tuple[int, bytes]]
 
 
-def _in_list(count: int) -> str:
-    return ",".join("?" * count)
+def _tile_map(rows: Iterable[Sequence[Any]]) -> TileMap:
+    return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
 
 
 async def fetch_tiles(sql: Sql, wanted: Iterable[tuple[int, int]]) -> TileMap:
+    """The stored tiles among `wanted`, read in the integrating transaction."""
     keys = [tile_key(level, index) for level, index in wanted]
-    if not keys:
-        return {}
-    rows = await sql.fetch(
-        f"SELECT id, width, hashes FROM ledger_tiles WHERE id IN ({_in_list(len(keys))})", keys
-    )
-    return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
+    return _tile_map(await sql.fetch(tiles_query(len(keys)), keys)) if keys else {}
 
 
 async def append_entries(
@@ -187,8 +184,8 @@ class TileReader:
         return found
 
     async def _fetch(self, wanted: list[tuple[int, int]]) -> TileMap:
-        rows = await self.reader.fetch_tiles([tile_key(level, index) for level, index in wanted])
-        return {split_tile_key(int(k)): (int(w), bytes(h)) for k, w, h in rows}
+        keys = [tile_key(level, index) for level, index in wanted]
+        return _tile_map(await self.reader.fetch_tiles(keys))
 
     async def _hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         groups = [_range_nodes(begin, end) for begin, end in ranges]

@@ -44,7 +44,8 @@ class Reader(Protocol):
     async def close(self) -> None: ...
 
 
-def _tiles_query(count: int) -> str:
+def tiles_query(count: int) -> str:
+    """The SELECT of `count` `ledger_tiles` rows by id, with `?` placeholders."""
     return _TILES_IN.format(",".join("?" * count))
 
 
@@ -58,7 +59,7 @@ class SqlReader:
         return await self._sql().fetch(query, params)
 
     async def fetch_tiles(self, keys: Sequence[int]) -> Rows:
-        return await self.fetch(_tiles_query(len(keys)), keys) if keys else []
+        return await self.fetch(tiles_query(len(keys)), keys) if keys else []
 
     async def close(self) -> None:
         pass
@@ -86,7 +87,7 @@ class SqliteReader:
         return rows
 
     async def fetch_tiles(self, keys: Sequence[int]) -> Rows:
-        return await self.fetch(_tiles_query(len(keys)), keys) if keys else []
+        return await self.fetch(tiles_query(len(keys)), keys) if keys else []
 
     async def close(self) -> None:
         if self._conn is not None:
